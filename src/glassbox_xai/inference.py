@@ -1,0 +1,190 @@
+"""From a photograph to logits, probabilities and a mask at its native resolution.
+
+Inputs and outputs are plain arrays, paths and small dicts, so the napari side can
+call this in a worker process. Long jobs are generators that yield progress and
+return the result; :func:`run_to_end` drives one to completion for scripts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Generator, Iterable, Iterator, TypeVar
+
+import numpy as np
+
+from .data.io import read_image
+from .data.layout import Sample
+from .data.resize import to_model_input, to_native
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class Prediction:
+    """One image's result; every map has the photograph's (rows, columns)."""
+
+    logits: np.ndarray
+    probabilities: np.ndarray
+    mask: np.ndarray
+    threshold: float
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.mask.shape
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An image that could not be processed, with the reason (the job goes on)."""
+
+    sample: Sample
+    message: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress report from a long job: ``done`` of ``total`` steps."""
+
+    done: int
+    total: int
+    message: str = ""
+
+
+def compute_device() -> str:
+    """The device TensorFlow will run the model on, e.g. ``"GPU:0 (NVIDIA H100)"`` or ``"CPU"``."""
+    from .tf_import import import_tensorflow
+
+    tf = import_tensorflow()
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return f"GPU:0 ({details.get('device_name', gpus[0].name)})"
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Numerically stable logistic function, float32."""
+    x = np.asarray(x, dtype=np.float32)
+    return (0.5 * (1.0 + np.tanh(0.5 * x))).astype(np.float32)
+
+
+class Segmenter:
+    """Runs one loaded model bundle on photographs (on the GPU when TensorFlow sees one)."""
+
+    def __init__(self, bundle, threshold: float | None = None, batch_size: int = 4) -> None:
+        self.bundle = bundle
+        self.threshold = float(bundle.card.threshold if threshold is None else threshold)
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        self.batch_size = max(1, int(batch_size))
+        self.device = compute_device()
+        log.info("model %s runs on %s", bundle.path, self.device)
+
+    @classmethod
+    def from_bundle(cls, path: str | Path, **kwargs) -> "Segmenter":
+        """Load the bundle at ``path`` (hash-checked, safe mode) and wrap it."""
+        from .model.bundle import load_bundle
+
+        return cls(load_bundle(path), **kwargs)
+
+    @property
+    def input_size(self) -> int:
+        return self.bundle.config.input_size
+
+    def predict(self, image: np.ndarray | str | Path) -> Prediction:
+        """Segment one photograph given as an (H, W, 3) uint8 array or a path."""
+        if not isinstance(image, np.ndarray):
+            image = read_image(image)
+        logits = self.model_logits(to_model_input(image, self.input_size)[None])[0]
+        return self._to_prediction(logits, image.shape[:2])
+
+    def model_logits(self, batch: np.ndarray) -> np.ndarray:
+        """Logits at model resolution for a (N, size, size, 3) float batch in [0, 1]."""
+        out = self.bundle.model.predict_on_batch(np.asarray(batch, dtype=np.float32))
+        return np.asarray(out, dtype=np.float32)[..., 0]
+
+    def predict_samples(self, samples: Iterable[Sample]) -> Generator[Progress | Failure | tuple[Sample, Prediction], None, None]:
+        """Segment many samples, yielding ``(sample, prediction)`` per image, a
+        :class:`Failure` for an unreadable one, and a :class:`Progress` after each.
+
+        Reading and resizing run on a thread pool ahead of the model, so both
+        CPU cores stay busy; the model sees batches of ``batch_size``.
+        """
+        samples = list(samples)
+        done = 0
+        yield Progress(0, len(samples), "starting")
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            loaded = _prefetch(pool, self._load, samples, ahead=2 * self.batch_size)
+            for chunk in _chunks(zip(samples, loaded), self.batch_size):
+                good = [(sample, item) for sample, item in chunk if not isinstance(item, Failure)]
+                logits = self.model_logits(np.stack([x for _, (_, x) in good])) if good else []
+                results = {id(sample): self._to_prediction(l, shape) for (sample, (shape, _)), l in zip(good, logits)}
+                for sample, item in chunk:
+                    done += 1
+                    yield item if isinstance(item, Failure) else (sample, results[id(sample)])
+                    yield Progress(done, len(samples), sample.id)
+
+    def _load(self, sample: Sample) -> tuple[tuple[int, int], np.ndarray] | Failure:
+        try:
+            image = read_image(sample.image)
+        except ValueError as exc:  # ImageReadError: corrupt, unsupported or odd-shaped file
+            return Failure(sample, str(exc))
+        return image.shape[:2], to_model_input(image, self.input_size)
+
+    def _to_prediction(self, logits: np.ndarray, shape: tuple[int, int]) -> Prediction:
+        native = to_native(logits, shape)
+        probabilities = sigmoid(native)
+        return Prediction(native, probabilities, probabilities > self.threshold, self.threshold)
+
+
+def run_to_end(job: Generator, on_progress: Callable[[Progress], None] | None = None) -> list:
+    """Drive a job generator to its end, passing progress to ``on_progress``.
+
+    Returns the non-progress items the job yielded, followed by its return value
+    when that is not ``None``.
+    """
+    items = []
+    while True:
+        try:
+            item = next(job)
+        except StopIteration as stop:
+            if stop.value is not None:
+                items.append(stop.value)
+            return items
+        if isinstance(item, Progress):
+            if on_progress:
+                on_progress(item)
+        else:
+            items.append(item)
+
+
+def _prefetch(pool: ThreadPoolExecutor, fn: Callable[[T], object], items: list[T], ahead: int) -> Iterator:
+    """``map(fn, items)`` on ``pool`` with at most ``ahead`` results in flight, in order."""
+    pending: deque = deque()
+    iterator = iter(items)
+    for item in iterator:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= ahead:
+            break
+    while pending:
+        result = pending.popleft().result()
+        nxt = next(iterator, None)
+        if nxt is not None:
+            pending.append(pool.submit(fn, nxt))
+        yield result
+
+
+def _chunks(iterable: Iterable[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for item in iterable:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
