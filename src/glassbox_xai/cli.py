@@ -85,6 +85,7 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    bundle_path = resolve_bundle(args.variant, args.model)
     samples = discover(args.inputs)
     _refuse_duplicate_names(samples)
     out = args.output
@@ -92,7 +93,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     existing = [s for s in samples if (out / mask_name(s.image)).exists()]
     if existing and not args.overwrite:
         raise CommandError(f"{len(existing)} mask(s) already exist in {out}, e.g. {mask_name(existing[0].image)}; pass --overwrite to replace them")
-    segmenter = _segmenter(args)
+    segmenter = _segmenter(bundle_path, args)
     from .data.io import write_mask
 
     written, failures = 0, []
@@ -112,8 +113,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         job = evaluate_predictions(args.predictions, args.masks)
         source = f"predictions in {args.predictions}"
     else:
+        bundle_path = resolve_bundle(args.variant, args.model)
         samples = discover(args.images, masks_dir=args.masks, require_masks=True)
-        segmenter = _segmenter(args)
+        segmenter = _segmenter(bundle_path, args)
         job = evaluate_model(segmenter, samples)
         source = f"model {segmenter.bundle.path.name} ({segmenter.bundle.card.variant}, threshold {segmenter.threshold}) on {segmenter.device}"
     evaluation = _drive(job, "evaluate", failures)
@@ -145,8 +147,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _segmenter(args: argparse.Namespace):
-    path = resolve_bundle(args.variant, args.model)
+def _segmenter(path: Path, args: argparse.Namespace):
     from .tf_import import import_tensorflow
 
     import_tensorflow()

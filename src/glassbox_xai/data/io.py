@@ -94,7 +94,8 @@ def read_mask(path: str | Path, expected_shape: tuple[int, int] | None = None, s
     except ImageReadError as exc:
         raise MaskError(str(exc)) from None
     if array.ndim == 3:
-        if not all(np.array_equal(array[..., 0], array[..., c]) for c in range(1, min(array.shape[-1], 3))):
+        colours = 1 if array.shape[-1] == 2 else min(array.shape[-1], 3)  # LA / RGBA: alpha is not a colour
+        if not all(np.array_equal(array[..., 0], array[..., c]) for c in range(1, colours)):
             raise MaskError(f"mask {path} has colour channels that differ; expected a single-channel 0/255 mask")
         array = array[..., 0]
     if not strict:

@@ -57,7 +57,7 @@ def discover(paths: str | Path | Iterable[str | Path], masks_dir: str | Path | N
     if require_masks:
         missing = [s for s in samples if s.mask is None]
         if missing:
-            where = Path(masks_dir) if masks_dir else missing[0].image.parent
+            where = Path(masks_dir) if masks_dir else _default_masks_dir(missing[0].image.parent)
             raise MaskError(
                 f"{len(missing)} image(s) have no mask, e.g. {missing[0].image.name}: expected "
                 f"{where / mask_name(missing[0].image)}"
@@ -71,17 +71,23 @@ def _discover_one(path: Path, masks_dir: Path | None) -> list[Sample]:
     if path.is_file():
         if path.suffix.lower() not in IMAGE_EXTENSIONS:
             raise NoImagesError(f"{path}: unsupported file type {path.suffix!r}; expected one of {', '.join(IMAGE_EXTENSIONS)}")
-        return [_sample(path, masks_dir or path.parent)]
+        return [_sample(path, masks_dir or _default_masks_dir(path.parent))]
     isic_inputs = sorted(p for p in path.iterdir() if p.is_dir() and _ISIC_INPUT.match(p.name))
     if isic_inputs:
         return [s for d in isic_inputs for s in _discover_one(d, masks_dir)]
     if masks_dir is None:
-        match = _ISIC_INPUT.match(path.name)
-        masks_dir = path.parent / f"ISIC2018_Task1_{match.group(1)}_GroundTruth" if match else path
+        masks_dir = _default_masks_dir(path)
     images = sorted(p for p in path.iterdir() if _is_photo(p))
     if not images:
         raise NoImagesError(f"no images found in {path} (looked for {', '.join(IMAGE_EXTENSIONS)})")
     return [_sample(p, masks_dir) for p in images]
+
+
+def _default_masks_dir(folder: Path) -> Path:
+    """Where masks of the images in ``folder`` are: the ISIC ``_GroundTruth`` folder
+    beside an ISIC ``_Input`` folder, otherwise ``folder`` itself."""
+    match = _ISIC_INPUT.match(folder.name)
+    return folder.parent / f"ISIC2018_Task1_{match.group(1)}_GroundTruth" if match else folder
 
 
 def _is_photo(path: Path) -> bool:

@@ -17,13 +17,14 @@ class NoTrainedModelError(LookupError):
     """The requested variant has no trained model bundle installed."""
 
 
-def installed_bundles(root: Path = SHIPPED_DIR) -> dict[str, tuple[Path, ModelCard]]:
-    """Bundles found under ``root`` (one folder each), by folder name.
+def installed_bundles(root: Path | None = None) -> dict[str, tuple[Path, ModelCard]]:
+    """Bundles found under ``root`` (default: the shipped ones), by folder name.
 
     A folder whose card cannot be read is left out here; loading it directly
     gives the error that says why.
     """
     found: dict[str, tuple[Path, ModelCard]] = {}
+    root = SHIPPED_DIR if root is None else root
     if not root.is_dir():
         return found
     for folder in sorted(p for p in root.iterdir() if (p / CARD_FILE).is_file()):
@@ -34,7 +35,7 @@ def installed_bundles(root: Path = SHIPPED_DIR) -> dict[str, tuple[Path, ModelCa
     return found
 
 
-def resolve_bundle(variant: str | None = None, model: str | Path | None = None, root: Path = SHIPPED_DIR) -> Path:
+def resolve_bundle(variant: str | None = None, model: str | Path | None = None, root: Path | None = None) -> Path:
     """The bundle folder for an explicit ``model`` path or a shipped ``variant``.
 
     Raises:

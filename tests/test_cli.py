@@ -1,0 +1,145 @@
+"""The glassbox command on real images and on bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ISIC_IMAGES, ISIC_MASKS
+from glassbox_xai.cli import main
+from glassbox_xai.data.io import read_image
+
+
+@pytest.fixture
+def real_pairs(tmp_path, val_ids):
+    """Four real dev_val images and their masks in separate folders."""
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for image_id in val_ids[:4]:
+        shutil.copy(ISIC_IMAGES / f"{image_id}.jpg", images)
+        shutil.copy(ISIC_MASKS / f"{image_id}_segmentation.png", masks)
+    return images, masks
+
+
+def test_predict_writes_isic_masks_at_native_size(tiny_bundle, native_images, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["predict", str(native_images[0]), str(native_images[1]), "-o", str(out), "--model", str(tiny_bundle)]) == 0
+    assert "wrote 2 mask(s)" in capsys.readouterr().out
+    for path in native_images[:2]:
+        mask = np.asarray(Image.open(out / f"{path.stem}_segmentation.png"))
+        assert mask.dtype == np.uint8 and mask.ndim == 2
+        assert set(np.unique(mask).tolist()) <= {0, 255}
+        assert mask.shape == read_image(path).shape[:2]
+
+
+def test_predict_refuses_to_overwrite_without_flag(tiny_bundle, native_images, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["predict", str(native_images[0]), "-o", str(out), "--model", str(tiny_bundle)]
+    assert main(args) == 0
+    before = (out / f"{native_images[0].stem}_segmentation.png").read_bytes()
+    assert main(args + ["--threshold", "0.01"]) == 2
+    assert "already exist" in capsys.readouterr().err
+    assert (out / f"{native_images[0].stem}_segmentation.png").read_bytes() == before
+    assert main(args + ["--threshold", "0.01", "--overwrite"]) == 0
+
+
+def test_evaluate_model_and_predictions_agree(tiny_bundle, real_pairs, tmp_path, capsys):
+    images, masks = real_pairs
+    out = tmp_path / "pred"
+    assert main(["evaluate", "--images", str(images), "--masks", str(masks), "--model", str(tiny_bundle),
+                 "--json", str(tmp_path / "model.json"), "--per-image", str(tmp_path / "per_image.csv")]) == 0
+    printed = capsys.readouterr().out
+    assert "threshold_jaccard" in printed and "not a medical device" in printed
+    assert main(["predict", str(images), "-o", str(out), "--model", str(tiny_bundle)]) == 0
+    assert main(["evaluate", "--predictions", str(out), "--masks", str(masks), "--json", str(tmp_path / "pred.json")]) == 0
+    from_model = json.loads((tmp_path / "model.json").read_text())
+    from_files = json.loads((tmp_path / "pred.json").read_text())
+    for key in ("accuracy", "sensitivity", "specificity", "jaccard", "threshold_jaccard", "dice", "precision", "f1"):
+        assert from_model[key] == pytest.approx(from_files[key], abs=1e-12), key
+    assert from_model["confusion"] == from_files["confusion"]
+    assert sum(from_model["confusion"].values()) == 4 * 512 * 512
+    assert (tmp_path / "model_confusion.png").stat().st_size > 1000
+    rows = (tmp_path / "per_image.csv").read_text().splitlines()
+    assert rows[0].startswith("id,accuracy,sensitivity") and len(rows) == 5
+
+
+@pytest.mark.parametrize("variant", ["dice", "balanced", "recall"])
+def test_missing_trained_model_is_said_plainly(variant, native_images, tmp_path, capsys, monkeypatch):
+    import glassbox_xai.model.registry as registry
+
+    monkeypatch.setattr(registry, "SHIPPED_DIR", tmp_path / "no-weights")
+    assert main(["predict", str(native_images[0]), "-o", str(tmp_path / "o"), "--variant", variant]) == 2
+    assert f"no trained model is installed for variant '{variant}'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_unreadable_file_is_skipped_and_reported(tiny_bundle, native_images, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(native_images[0], folder)
+    (folder / "ISIC_0000000.jpg").write_bytes(b"\x00garbage")
+    assert main(["predict", str(folder), "-o", str(tmp_path / "out"), "--model", str(tiny_bundle)]) == 1
+    err = capsys.readouterr().err
+    assert "skipped" in err and "ISIC_0000000.jpg is not a readable image" in err
+    assert (tmp_path / "out" / f"{native_images[0].stem}_segmentation.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "setup, args, message",
+    [
+        (lambda d: d.mkdir(), ["predict", "{d}", "-o", "{d}/out"], "no images found in"),
+        (lambda d: (d.mkdir(), (d / "notes.txt").write_text("x")), ["predict", "{d}/notes.txt", "-o", "{d}/out"], "unsupported file type '.txt'"),
+        (lambda d: None, ["predict", "{d}/missing.jpg", "-o", "{d}/out"], "does not exist"),
+        (lambda d: (d.mkdir(), (d / "m").mkdir()), ["evaluate", "--predictions", "{d}/m", "--masks", "{d}/m"], "no masks named"),
+    ],
+    ids=["empty-folder", "wrong-file-type", "missing-file", "no-masks"],
+)
+def test_bad_input_gives_one_clear_line(setup, args, message, tiny_bundle, tmp_path, capsys):
+    d = tmp_path / "case"
+    setup(d)
+    argv = [a.format(d=d) for a in args]
+    if argv[0] == "predict":
+        argv += ["--model", str(tiny_bundle)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"glassbox {argv[0]}: error:" in err and message in err and "Traceback" not in err
+
+
+def test_wrong_mask_size_is_named(tiny_bundle, real_pairs, capsys):
+    images, masks = real_pairs
+    victim = sorted(masks.iterdir())[1]
+    Image.fromarray(np.zeros((300, 400), np.uint8)).save(victim)
+    assert main(["evaluate", "--images", str(images), "--masks", str(masks), "--model", str(tiny_bundle)]) == 2
+    err = capsys.readouterr().err
+    assert victim.name in err and "400x300 px but its image is 512x512 px" in err
+
+
+def test_missing_mask_and_missing_prediction_are_named(tiny_bundle, real_pairs, tmp_path, capsys):
+    images, masks = real_pairs
+    victim = sorted(masks.iterdir())[0]
+    victim.unlink()
+    assert main(["evaluate", "--images", str(images), "--masks", str(masks), "--model", str(tiny_bundle)]) == 2
+    assert victim.name in capsys.readouterr().err
+    (tmp_path / "empty_pred").mkdir()
+    assert main(["evaluate", "--predictions", str(tmp_path / "empty_pred"), "--masks", str(masks)]) == 2
+    assert "3 mask(s) have no prediction" in capsys.readouterr().err
+
+
+def test_corrupt_model_bundle_is_reported(tiny_bundle, native_images, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bundle, broken)
+    (broken / "model.keras").write_bytes(b"PK\x03\x04 truncated")
+    assert main(["predict", str(native_images[0]), "-o", str(tmp_path / "out"), "--model", str(broken)]) == 2
+    assert "model.keras does not match its model card" in capsys.readouterr().err
+
+
+def test_info_lists_device_models_and_versions(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "device: CPU" in out or "device: GPU:" in out
+    assert "installed models:" in out and "tensorflow" in out and "keras" in out
