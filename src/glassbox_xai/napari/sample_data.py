@@ -10,5 +10,5 @@ def synthetic_lesion() -> list[tuple]:
     image, mask = _make()
     return [
         (image, {"name": "synthetic lesion (generated, not real)", "rgb": True}, "image"),
-        (mask.astype("uint8"), {"name": "synthetic lesion ground truth", "opacity": 0.6}, "labels"),
+        (mask.astype("uint8"), {"name": "synthetic lesion ground truth", "opacity": 0.4}, "labels"),
     ]

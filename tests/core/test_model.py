@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import ISIC_IMAGES, ISIC_MASKS, split_ids
+from data_paths import ISIC_IMAGES, ISIC_MASKS, split_ids
 from glassbox_xai.data.io import read_image, read_mask
 from glassbox_xai.data.resize import to_model_input
 from glassbox_xai.metrics import Confusion, scores

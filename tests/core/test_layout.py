@@ -12,7 +12,7 @@ import pytest
 from glassbox_xai.data.io import MaskError
 from glassbox_xai.data.layout import NoImagesError, Sample, discover, mask_name
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from data_paths import DATA
 ISIC = DATA / "isic2018_task1_512"
 ISIC_IMAGES = ISIC / "ISIC2018_Task1-2_Training_Input"
 ISIC_MASKS = ISIC / "ISIC2018_Task1_Training_GroundTruth"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ISIC_IMAGES, ISIC_MASKS
+from data_paths import ISIC_IMAGES, ISIC_MASKS
 from glassbox_xai.cli import main
 from glassbox_xai.data.io import read_image
 

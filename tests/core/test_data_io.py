@@ -23,7 +23,7 @@ from glassbox_xai.data.io import (
     write_mask,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from data_paths import DATA
 ISIC_IMAGES = DATA / "isic2018_task1_512" / "ISIC2018_Task1-2_Training_Input"
 ISIC_MASKS = DATA / "isic2018_task1_512" / "ISIC2018_Task1_Training_GroundTruth"
 NATIVE = DATA / "native_samples"

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from conftest import ISIC_MASKS
+from data_paths import ISIC_MASKS
 from glassbox_xai.data.io import read_mask, write_mask
 from glassbox_xai.inference import run_to_end
 from glassbox_xai.evaluation import evaluate_predictions
