@@ -6,7 +6,6 @@ Research use only; not a medical device.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import os
@@ -82,6 +81,8 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", type=Path, help="a model bundle folder")
     parser.add_argument("--threshold", type=float, help="probability threshold (default: the model card's)")
     parser.add_argument("--batch-size", type=int, default=4, help="images per model call (default 4)")
+    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, help="average over flips (default: the model card's)")
+    parser.add_argument("--postprocess", action=argparse.BooleanOptionalAction, help="keep the largest lesion, fill holes (default: the model card's)")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -153,7 +154,7 @@ def _segmenter(path: Path, args: argparse.Namespace):
     import_tensorflow()
     from .inference import Segmenter
 
-    return Segmenter.from_bundle(path, threshold=args.threshold, batch_size=args.batch_size)
+    return Segmenter.from_bundle(path, threshold=args.threshold, batch_size=args.batch_size, tta=args.tta, postprocess=args.postprocess)
 
 
 def _refuse_duplicate_names(samples) -> None:
@@ -221,27 +222,17 @@ def _metric_table(summary: dict, source: str) -> str:
 
 def _write_outputs(args: argparse.Namespace, evaluation, summary: dict) -> None:
     from .figures import confusion_figure
+    from .report import write_per_image
 
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         print(f"metrics written to {args.json}")
     if args.per_image:
-        _write_per_image(args.per_image, evaluation)
+        write_per_image(args.per_image, evaluation)
         print(f"per-image metrics written to {args.per_image}")
     figure = args.figure or (args.json.with_name(args.json.stem + "_confusion.png") if args.json else Path("confusion_matrix.png"))
     print(f"confusion matrix saved to {confusion_figure(evaluation.pooled, figure)}")
-
-
-def _write_per_image(path: Path, evaluation) -> None:
-    from .metrics import METRICS
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", *METRICS, "tp", "fp", "fn", "tn"])
-        for image_id, confusion, row in zip(evaluation.ids, evaluation.confusions, evaluation.per_image):
-            writer.writerow([image_id, *(f"{row[m]:.6f}" for m in METRICS), *confusion.as_dict().values()])
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -74,14 +74,28 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class Segmenter:
-    """Runs one loaded model bundle on photographs (on the GPU when TensorFlow sees one)."""
+    """Runs one loaded model bundle on photographs (on the GPU when TensorFlow sees one).
 
-    def __init__(self, bundle, threshold: float | None = None, batch_size: int = 4) -> None:
+    Args:
+        bundle: a loaded :class:`~glassbox_xai.model.bundle.Bundle`.
+        threshold: probability threshold (default: the model card's).
+        batch_size: images per model call over folders.
+        tta: average the logits of the image and its horizontal, vertical and
+            double flips (one model call of 4x the batch). Default: the card's.
+        postprocess: keep the largest connected lesion and fill its holes in the
+            mask (probabilities and logits are left as the model gave them).
+            Default: the card's.
+    """
+
+    def __init__(self, bundle, threshold: float | None = None, batch_size: int = 4, tta: bool | None = None, postprocess: bool | None = None) -> None:
         self.bundle = bundle
         self.threshold = float(bundle.card.threshold if threshold is None else threshold)
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         self.batch_size = max(1, int(batch_size))
+        defaults = bundle.card.inference or {}
+        self.tta = bool(defaults.get("tta", False) if tta is None else tta)
+        self.postprocess = bool(defaults.get("postprocess", False) if postprocess is None else postprocess)
         self.device = compute_device()
         log.info("model %s runs on %s", bundle.path, self.device)
 
@@ -105,8 +119,13 @@ class Segmenter:
 
     def model_logits(self, batch: np.ndarray) -> np.ndarray:
         """Logits at model resolution for a (N, size, size, 3) float batch in [0, 1]."""
-        out = self.bundle.model.predict_on_batch(np.asarray(batch, dtype=np.float32))
-        return np.asarray(out, dtype=np.float32)[..., 0]
+        batch = np.asarray(batch, dtype=np.float32)
+        if not self.tta:
+            return np.asarray(self.bundle.model.predict_on_batch(batch), dtype=np.float32)[..., 0]
+        flips = np.concatenate([batch, batch[:, :, ::-1], batch[:, ::-1], batch[:, ::-1, ::-1]])
+        out = np.asarray(self.bundle.model.predict_on_batch(flips), dtype=np.float32)[..., 0]
+        n = len(batch)
+        return (out[:n] + out[n : 2 * n, :, ::-1] + out[2 * n : 3 * n, ::-1] + out[3 * n :, ::-1, ::-1]) / 4.0
 
     def predict_samples(self, samples: Iterable[Sample]) -> Generator[Progress | Failure | tuple[Sample, Prediction], None, None]:
         """Segment many samples, yielding ``(sample, prediction)`` per image, a
@@ -139,7 +158,25 @@ class Segmenter:
     def _to_prediction(self, logits: np.ndarray, shape: tuple[int, int]) -> Prediction:
         native = to_native(logits, shape)
         probabilities = sigmoid(native)
-        return Prediction(native, probabilities, probabilities > self.threshold, self.threshold)
+        mask = probabilities > self.threshold
+        if self.postprocess:
+            mask = largest_component_filled(mask)
+        return Prediction(native, probabilities, mask, self.threshold)
+
+
+def largest_component_filled(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected region of ``mask`` with its holes filled (empty stays empty)."""
+    import cv2
+
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return mask.copy()
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    region = (labels == largest).astype(np.uint8)
+    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    filled = np.zeros_like(region)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    return filled.astype(bool)
 
 
 def run_to_end(job: Generator, on_progress: Callable[[Progress], None] | None = None) -> list:

@@ -69,3 +69,41 @@ def test_sigmoid_is_stable_for_large_logits():
     values = sigmoid(np.array([-1e4, -30.0, 0.0, 30.0, 1e4]))
     assert np.isfinite(values).all()
     np.testing.assert_allclose(values, [0.0, 9.357e-14, 0.5, 1.0, 1.0], atol=1e-7)
+
+
+def test_flip_averaging_matches_a_manual_computation(tiny_bundle, native_images):
+    from glassbox_xai.data.resize import to_model_input
+
+    plain = Segmenter.from_bundle(tiny_bundle, tta=False)
+    flipped = Segmenter.from_bundle(tiny_bundle, tta=True)
+    x = to_model_input(read_image(native_images[0]), plain.input_size)[None]
+    expected = (
+        plain.model_logits(x)[0]
+        + plain.model_logits(x[:, :, ::-1])[0][:, ::-1]
+        + plain.model_logits(x[:, ::-1])[0][::-1]
+        + plain.model_logits(x[:, ::-1, ::-1])[0][::-1, ::-1]
+    ) / 4
+    np.testing.assert_allclose(flipped.model_logits(x)[0], expected, atol=1e-5)
+
+
+def test_postprocessing_keeps_the_largest_lesion_and_fills_holes():
+    from glassbox_xai.inference import largest_component_filled
+
+    mask = np.zeros((60, 60), bool)
+    mask[5:35, 5:35] = True
+    mask[15:20, 15:20] = False  # a hole
+    mask[45:55, 45:55] = True  # a smaller island
+    out = largest_component_filled(mask)
+    assert out[17, 17] and not out[50, 50] and out.sum() == 30 * 30
+    assert not largest_component_filled(np.zeros((8, 8), bool)).any()
+
+
+def test_card_inference_defaults_are_used_and_can_be_overridden(tiny_bundle):
+    from dataclasses import replace
+
+    from glassbox_xai.model.bundle import load_bundle
+
+    bundle = load_bundle(tiny_bundle)
+    bundle.card = replace(bundle.card, inference={"tta": True, "postprocess": True})
+    assert Segmenter(bundle).tta and Segmenter(bundle).postprocess
+    assert not Segmenter(bundle, tta=False, postprocess=False).tta

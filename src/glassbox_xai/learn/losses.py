@@ -1,0 +1,115 @@
+"""Segmentation losses on logits: Dice, Tversky, focal Tversky, BCE and their sums.
+
+Every loss takes ``(y_true, logits)`` with ``y_true`` in {0, 1} and shape
+(N, H, W, 1), applies the sigmoid itself, and averages a per-image value over
+the batch, so an image with a small lesion counts as much as one with a large
+lesion (as the per-image challenge metrics do). They are built from one spec,
+e.g. ``{"name": "hybrid", "alpha": 0.3, "beta": 0.7}``, with :func:`make_loss`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from keras import ops
+
+SMOOTH = 1.0
+LossFn = Callable[[Any, Any], Any]
+
+
+def _soft_counts(y_true, logits):
+    y_true = ops.cast(y_true, "float32")
+    prob = ops.sigmoid(ops.cast(logits, "float32"))
+    axes = (1, 2, 3)
+    tp = ops.sum(y_true * prob, axis=axes)
+    fp = ops.sum((1.0 - y_true) * prob, axis=axes)
+    fn = ops.sum(y_true * (1.0 - prob), axis=axes)
+    return tp, fp, fn
+
+
+def dice_loss(y_true, logits):
+    """1 - soft Dice per image, averaged over the batch."""
+    tp, fp, fn = _soft_counts(y_true, logits)
+    return ops.mean(1.0 - (2.0 * tp + SMOOTH) / (2.0 * tp + fp + fn + SMOOTH))
+
+
+def tversky_loss(alpha: float = 0.3, beta: float = 0.7) -> LossFn:
+    """1 - Tversky index; ``beta > alpha`` weighs false negatives more (favours recall)."""
+    _check_weights(alpha, beta)
+
+    def loss(y_true, logits):
+        tp, fp, fn = _soft_counts(y_true, logits)
+        return ops.mean(1.0 - (tp + SMOOTH) / (tp + alpha * fp + beta * fn + SMOOTH))
+
+    loss.__name__ = f"tversky_a{alpha}_b{beta}"
+    return loss
+
+
+def focal_tversky_loss(alpha: float = 0.3, beta: float = 0.7, gamma: float = 0.75) -> LossFn:
+    """(1 - Tversky) ** gamma (Abraham & Khan 2019); gamma < 1 focuses on hard images."""
+    _check_weights(alpha, beta)
+    if not 0.0 < gamma <= 3.0:
+        raise ValueError(f"focal Tversky gamma must be in (0, 3], got {gamma}")
+
+    def loss(y_true, logits):
+        tp, fp, fn = _soft_counts(y_true, logits)
+        index = (tp + SMOOTH) / (tp + alpha * fp + beta * fn + SMOOTH)
+        return ops.mean(ops.power(ops.maximum(1.0 - index, 1e-7), gamma))
+
+    loss.__name__ = f"focal_tversky_a{alpha}_b{beta}_g{gamma}"
+    return loss
+
+
+def bce_loss(y_true, logits):
+    """Binary cross-entropy on logits, mean over pixels and batch."""
+    y_true = ops.cast(y_true, "float32")
+    return ops.mean(ops.binary_crossentropy(y_true, ops.cast(logits, "float32"), from_logits=True))
+
+
+def weighted_sum(parts: list[tuple[float, LossFn]], name: str) -> LossFn:
+    """A loss that adds weighted losses, e.g. BCE + Dice."""
+
+    def loss(y_true, logits):
+        return sum(weight * fn(y_true, logits) for weight, fn in parts)
+
+    loss.__name__ = name
+    return loss
+
+
+def make_loss(spec: dict[str, Any] | str) -> LossFn:
+    """Build a loss from its spec (a name, or a dict with ``name`` and parameters).
+
+    Names: ``dice``, ``bce``, ``bce_dice``, ``tversky`` (alpha, beta),
+    ``focal_tversky`` (alpha, beta, gamma), ``hybrid`` (Dice + Tversky; alpha, beta),
+    ``bce_tversky`` (alpha, beta).
+    """
+    spec = {"name": spec} if isinstance(spec, str) else dict(spec)
+    name = spec.pop("name", None)
+    builders: dict[str, Callable[..., LossFn]] = {
+        "dice": lambda: dice_loss,
+        "bce": lambda: bce_loss,
+        "bce_dice": lambda: weighted_sum([(1.0, bce_loss), (1.0, dice_loss)], "bce_dice"),
+        "tversky": lambda alpha=0.3, beta=0.7: tversky_loss(alpha, beta),
+        "focal_tversky": lambda alpha=0.3, beta=0.7, gamma=0.75: focal_tversky_loss(alpha, beta, gamma),
+        "hybrid": lambda alpha=0.3, beta=0.7: weighted_sum([(0.5, dice_loss), (0.5, tversky_loss(alpha, beta))], "hybrid"),
+        "bce_tversky": lambda alpha=0.3, beta=0.7: weighted_sum([(1.0, bce_loss), (1.0, tversky_loss(alpha, beta))], "bce_tversky"),
+    }
+    if name not in builders:
+        raise ValueError(f"unknown loss {name!r}; expected one of {sorted(builders)}")
+    try:
+        return builders[name](**spec)
+    except TypeError:
+        raise ValueError(f"loss {name!r} does not take {sorted(spec)}") from None
+
+
+def describe_loss(spec: dict[str, Any] | str) -> str:
+    """A short text for model cards, e.g. ``tversky(alpha=0.3, beta=0.7)``."""
+    spec = {"name": spec} if isinstance(spec, str) else dict(spec)
+    name = spec.pop("name")
+    args = ", ".join(f"{k}={v}" for k, v in sorted(spec.items()))
+    return f"{name}({args})" if args else name
+
+
+def _check_weights(alpha: float, beta: float) -> None:
+    if not (0.0 <= alpha <= 1.0 and 0.0 <= beta <= 1.0 and alpha + beta > 0):
+        raise ValueError(f"Tversky alpha and beta must be in [0, 1] and not both 0, got {alpha}, {beta}")

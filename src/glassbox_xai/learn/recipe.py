@@ -1,0 +1,95 @@
+"""Training recipes: one YAML file per model, checked before anything runs.
+
+A recipe names the model config, the data split, the loss, the fit settings,
+the augmentation pipeline and, for a fine-tuned variant, the parent run whose
+best weights it starts from. See ``training/configs/`` for the shipped ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..model.card import VARIANTS
+from ..model.config import ConfigError, ModelConfig
+from .augment import AugmentConfigError, resolve
+from .fit import FitConfig
+from .losses import make_loss
+
+KEYS = {"name", "variant", "model", "data", "loss", "fit", "augment", "parent", "threshold", "notes"}
+
+
+class RecipeError(ValueError):
+    """A recipe file is unreadable or has a bad value; the message names the file and key."""
+
+
+@dataclass
+class Recipe:
+    name: str
+    variant: str
+    model: ModelConfig
+    data: dict[str, str]
+    loss: dict[str, Any]
+    fit: FitConfig
+    augment: dict[str, Any]
+    parent: str | None = None
+    threshold: float = 0.5
+    notes: str = ""
+    source: Path | None = field(default=None, compare=False)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe YAML file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecipeError(f"recipe {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"recipe {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"recipe {path}: expected a mapping at the top level")
+    try:
+        return _build(raw, path)
+    except RecipeError:
+        raise  # already names the file
+    except (ConfigError, AugmentConfigError, ValueError, TypeError) as exc:
+        raise RecipeError(f"recipe {path}: {exc}") from None
+
+
+def _build(raw: dict[str, Any], path: Path) -> Recipe:
+    unknown = set(raw) - KEYS
+    if unknown:
+        raise RecipeError(f"recipe {path}: unknown keys {sorted(unknown)}; expected some of {sorted(KEYS)}")
+    for key in ("name", "variant", "model", "data", "loss", "fit"):
+        if key not in raw:
+            raise RecipeError(f"recipe {path}: missing key {key!r}")
+    if raw["variant"] not in VARIANTS:
+        raise RecipeError(f"recipe {path}: variant must be one of {VARIANTS}, got {raw['variant']!r}")
+    data = dict(raw["data"])
+    for key in ("root", "train", "val"):
+        if key not in data:
+            raise RecipeError(f"recipe {path}: data needs {key!r}")
+    loss = raw["loss"] if isinstance(raw["loss"], dict) else {"name": raw["loss"]}
+    make_loss(loss)  # raises for an unknown loss or parameter
+    augment = raw.get("augment") or {}
+    resolve(augment)
+    threshold = float(raw.get("threshold", 0.5))
+    if not 0.0 < threshold < 1.0:
+        raise RecipeError(f"recipe {path}: threshold must be in (0, 1), got {threshold}")
+    return Recipe(
+        name=str(raw["name"]),
+        variant=raw["variant"],
+        model=ModelConfig.from_dict(raw["model"]),
+        data=data,
+        loss=loss,
+        fit=FitConfig(**raw["fit"]),
+        augment=augment,
+        parent=raw.get("parent"),
+        threshold=threshold,
+        notes=str(raw.get("notes", "")),
+        source=path,
+    )

@@ -1,0 +1,200 @@
+"""Training recipes: the shipped YAML files load; bad ones are refused with the file and the problem."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from glassbox_xai.learn.augment import resolve
+from glassbox_xai.learn.fit import FitConfig
+from glassbox_xai.learn.losses import make_loss
+from glassbox_xai.learn.recipe import KEYS, Recipe, RecipeError, load_recipe
+from glassbox_xai.model.config import ModelConfig
+
+CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
+SHIPPED = ["base", "dice", "balanced", "recall"]
+EXPECTED_LOSS = {
+    "base": {"name": "bce_dice"},
+    "dice": {"name": "dice"},
+    "balanced": {"name": "hybrid", "alpha": 0.5, "beta": 0.5},
+    "recall": {"name": "tversky", "alpha": 0.25, "beta": 0.75},
+}
+
+
+@pytest.fixture(scope="module")
+def recipes() -> dict[str, Recipe]:
+    return {name: load_recipe(CONFIGS / f"{name}.yaml") for name in SHIPPED}
+
+
+@pytest.fixture(scope="module")
+def base_raw() -> dict:
+    return yaml.safe_load((CONFIGS / "base.yaml").read_text(encoding="utf-8"))
+
+
+# ------------------------------------------------------------ shipped recipes
+
+
+def test_exactly_the_four_recipes_ship():
+    assert sorted(p.stem for p in CONFIGS.glob("*.yaml")) == sorted(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_recipe_loads(recipes, name):
+    recipe = recipes[name]
+    assert isinstance(recipe, Recipe)
+    assert recipe.name == name and recipe.variant == name  # variants match file names
+    assert recipe.source == CONFIGS / f"{name}.yaml"
+    assert recipe.loss == EXPECTED_LOSS[name]
+    assert callable(make_loss(recipe.loss))
+    assert isinstance(recipe.model, ModelConfig) and isinstance(recipe.fit, FitConfig)
+    assert recipe.data == {"root": "../shared/data/isic2018_task1_512", "train": "dev_train.txt", "val": "dev_val.txt"}
+    assert recipe.threshold == 0.5
+    assert {"horizontal_flip", "vertical_flip", "rotation", "zoom"} <= set(resolve(recipe.augment))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_parents(recipes, name):
+    assert recipes[name].parent == (None if name == "base" else "base")
+
+
+def test_variants_share_the_base_model_and_split(recipes):
+    base = recipes["base"]
+    assert base.model == ModelConfig(input_size=128, base_filters=16, depth=4, dropout=0.1, normalization="batch")
+    for name in SHIPPED[1:]:
+        assert recipes[name].model == base.model  # fine-tuned from base's weights: same architecture
+        assert recipes[name].data == base.data
+
+
+def test_fine_tuning_is_shorter_and_gentler(recipes):
+    base = recipes["base"].fit
+    seeds = {recipes[n].fit.seed for n in SHIPPED}
+    assert len(seeds) == 4  # each run has its own seed
+    for name in SHIPPED[1:]:
+        fit = recipes[name].fit
+        assert fit.epochs < base.epochs and fit.learning_rate < base.learning_rate and fit.warmup_epochs == 0
+
+
+def test_variants_augment_with_geometry_and_colour_only(recipes):
+    base = resolve(recipes["base"].augment)
+    assert "gaussian_noise" in base and "clahe" not in base  # enabled: false is dropped
+    for name in SHIPPED[1:]:
+        resolved = resolve(recipes[name].augment)
+        assert set(resolved) <= set(base)
+        assert "gaussian_noise" not in resolved and "gaussian_blur" not in resolved
+
+
+def test_recall_variant_weighs_false_negatives_more(recipes):
+    loss = recipes["recall"].loss
+    assert loss["beta"] > loss["alpha"]
+
+
+# ----------------------------------------------------------------- bad recipes
+
+
+def _without(key):
+    def change(raw):
+        del raw[key]
+
+    return change
+
+
+def _set(*path, value):
+    def change(raw):
+        target = raw
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return change
+
+
+BAD = [
+    ("missing_name", _without("name"), "missing key 'name'"),
+    ("missing_loss", _without("loss"), "missing key 'loss'"),
+    ("missing_fit", _without("fit"), "missing key 'fit'"),
+    ("missing_model", _without("model"), "missing key 'model'"),
+    ("missing_data_val", lambda raw: raw["data"].pop("val"), "data needs 'val'"),
+    ("unknown_top_key", _set("epochs", value=3), "unknown keys ['epochs']"),
+    ("unknown_variant", _set("variant", value="fancy"), "variant must be one of"),
+    ("unknown_loss", _set("loss", value={"name": "lovasz"}), "unknown loss 'lovasz'"),
+    ("unknown_loss_string", _set("loss", value="focal"), "unknown loss 'focal'"),
+    ("bad_loss_parameter", _set("loss", value={"name": "dice", "alpha": 0.3}), "loss 'dice' does not take ['alpha']"),
+    ("bad_tversky_weight", _set("loss", value={"name": "tversky", "alpha": 1.5}), "alpha and beta must be in [0, 1]"),
+    ("epochs_zero", _set("fit", "epochs", value=0), "epochs=0"),
+    ("negative_learning_rate", _set("fit", "learning_rate", value=-0.1), "learning_rate=-0.1"),
+    ("unknown_fit_key", _set("fit", "lr", value=0.1), "'lr'"),
+    ("augment_bound", _set("augment", "rotation", value={"p": 0.5, "min": -270, "max": 180}), "rotation: need -180 <= min <= max <= 180 (degrees), got min=-270.0"),
+    ("augment_min_above_max", _set("augment", "zoom", value={"min": 1.5, "max": 1.1}), "zoom: need"),
+    ("augment_p", _set("augment", "gamma", value={"p": 2}), "gamma: p must be in [0, 1]"),
+    ("augment_unknown_technique", _set("augment", "sharpen", value={"p": 0.5}), "unknown technique 'sharpen'"),
+    ("threshold_high", _set("threshold", value=1.5), "threshold must be in (0, 1), got 1.5"),
+    ("threshold_zero", _set("threshold", value=0), "threshold must be in (0, 1), got 0.0"),
+    ("input_size_not_divisible", _set("model", "input_size", value=100), "input_size 100 must be divisible by 2**depth = 16"),
+    ("model_unknown_key", _set("model", "width", value=3), "unknown model config keys ['width']"),
+    ("model_bad_dropout", _set("model", "dropout", value=1.0), "dropout must be a number in [0, 1)"),
+]
+
+
+@pytest.mark.parametrize("case,change,problem", BAD, ids=[c[0] for c in BAD])
+def test_bad_recipe_names_file_and_problem(tmp_path, base_raw, case, change, problem):
+    raw = copy.deepcopy(base_raw)
+    change(raw)
+    path = tmp_path / f"{case}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    message = str(info.value)
+    assert problem in message
+    assert message.startswith(f"recipe {path}")
+    assert message.count(str(path)) == 1  # named once, not once per layer of error handling
+
+
+def test_unchanged_copy_loads(tmp_path, base_raw):
+    """The control for the table above: the same round trip without a change is accepted."""
+    path = tmp_path / "copy.yaml"
+    path.write_text(yaml.safe_dump(base_raw, sort_keys=False), encoding="utf-8")
+    recipe = load_recipe(path)
+    assert recipe == load_recipe(CONFIGS / "base.yaml")  # source is not compared
+    assert recipe.source == path
+
+
+def test_optional_keys_take_defaults(tmp_path, base_raw):
+    raw = {k: v for k, v in base_raw.items() if k in ("name", "variant", "model", "data", "loss", "fit")}
+    raw["loss"] = "dice"  # a bare name is a spec too
+    path = tmp_path / "minimal.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    recipe = load_recipe(str(path))
+    assert recipe.loss == {"name": "dice"}
+    assert recipe.augment == {} and recipe.parent is None and recipe.threshold == 0.5 and recipe.notes == ""
+    assert set(raw) < KEYS
+
+
+def test_invalid_yaml(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: base\nmodel: {input_size: 128, depth: [4\n", encoding="utf-8")
+    with pytest.raises(RecipeError, match="is not valid YAML") as info:
+        load_recipe(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nowhere" / "base.yaml"
+    with pytest.raises(RecipeError, match="does not exist") as info:
+        load_recipe(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["- name: base\n- variant: base\n", "just a string\n", ""])
+def test_top_level_must_be_a_mapping(tmp_path, text):
+    path = tmp_path / "list.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(RecipeError, match="expected a mapping at the top level") as info:
+        load_recipe(path)
+    assert str(path) in str(info.value)
+
+
+def test_recipe_error_is_a_value_error():
+    assert issubclass(RecipeError, ValueError)

@@ -1,0 +1,79 @@
+"""Turn a recipe into a trained model bundle (see ``python -m training --help``)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from glassbox_xai.data.layout import Sample, discover
+from glassbox_xai.learn.dataset import load_pairs
+from glassbox_xai.learn.fit import fit
+from glassbox_xai.learn.losses import describe_loss, make_loss
+from glassbox_xai.learn.recipe import Recipe
+from glassbox_xai.model.attention_unet import build_attention_unet
+from glassbox_xai.model.bundle import load_bundle, save_bundle
+from glassbox_xai.model.card import ModelCard, manifest_sha256
+
+log = logging.getLogger("training")
+
+
+def split_samples(recipe: Recipe, split: str, limit: int | None = None) -> list[Sample]:
+    """The samples of the recipe's ``train`` or ``val`` split, in file order."""
+    root = Path(recipe.data["root"])
+    ids = (root / recipe.data[split]).read_text().split()
+    by_id = {s.id: s for s in discover(root, require_masks=True)}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} id(s) of {root / recipe.data[split]} have no image in {root}, e.g. {missing[0]}")
+    return [by_id[i] for i in ids[:limit]]
+
+
+def train_recipe(recipe: Recipe, runs: Path, limit: int | None = None) -> dict[str, Any]:
+    """Fit the recipe's model (resuming when possible) and save it as ``runs/<name>/bundle``."""
+    run_dir = runs / recipe.name
+    train = split_samples(recipe, "train", limit)
+    val = split_samples(recipe, "val", limit and max(limit // 4, 4))
+    size = recipe.model.input_size
+    cache = runs / "cache"
+    train_arrays = load_pairs(train, size, cache)
+    val_arrays = load_pairs(val, size, cache)
+    log.info("%s: %d training and %d validation pairs at %d px", recipe.name, len(train), len(val), size)
+
+    keras.utils.set_random_seed(recipe.fit.seed)
+    parent_card = None
+    if recipe.parent:
+        parent = load_bundle(runs / recipe.parent / "bundle")
+        if parent.config != recipe.model:
+            raise ValueError(f"recipe {recipe.source}: model config differs from parent {recipe.parent}'s {parent.config}")
+        model, parent_card = parent.model, parent.card
+    else:
+        model = build_attention_unet(recipe.model)
+    summary = fit(model, make_loss(recipe.loss), train_arrays, val_arrays, recipe.fit, recipe.augment, run_dir)
+
+    card = ModelCard(
+        variant=recipe.variant,
+        loss=describe_loss(recipe.loss),
+        threshold=recipe.threshold,
+        name=recipe.name,
+        training_data={
+            "source": f"ISIC 2018 Task 1 training set, {recipe.data['train']}",
+            "n_images": len(train),
+            "sha256": manifest_sha256(s.id for s in train),
+            "validation": recipe.data["val"],
+        },
+        validation_metrics={"dice_model_resolution": float(summary["best_val_dice"] or 0.0)},
+        parent=parent_card.weights_sha256 if parent_card else None,
+        notes=f"recipe {recipe.source}; best epoch {summary['best_epoch']} of {summary['epochs_run']}. {recipe.notes}".strip(),
+    )
+    save_bundle(model, recipe.model, card, run_dir / "bundle", overwrite=True)
+    log.info("%s: bundle written to %s", recipe.name, run_dir / "bundle")
+    return {**summary, "bundle": str(run_dir / "bundle")}
+
+
+def with_epochs(recipe: Recipe, epochs: int) -> Recipe:
+    """A copy of the recipe with another epoch count (for smoke runs)."""
+    return replace(recipe, fit=replace(recipe.fit, epochs=epochs))
