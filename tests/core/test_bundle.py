@@ -97,3 +97,19 @@ def test_registry_says_plainly_when_no_model_is_installed(tmp_path, tiny_bundle)
     assert resolve_bundle("dice", root=tmp_path) == tmp_path / "dice"
     with pytest.raises(BundleError, match="does not exist"):
         resolve_bundle(model=tmp_path / "nowhere")
+
+
+def test_a_compiled_model_is_saved_without_its_optimizer(tiny_config, tmp_path):
+    model = build_attention_unet(tiny_config)
+    model.compile(optimizer="adam", loss="mse")
+    x = np.random.default_rng(2).random((2, 32, 32, 3), dtype=np.float32)
+    model.train_on_batch(x, np.zeros((2, 32, 32, 1), np.float32))
+    save_bundle(model, tiny_config, ModelCard(variant="custom", loss="mse"), tmp_path / "b")
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "b" / WEIGHTS_FILE) as archive, archive.open("model.weights.h5") as weights:
+        import h5py
+
+        with h5py.File(weights) as h5:
+            assert "optimizer" not in h5
+    np.testing.assert_allclose(np.asarray(load_bundle(tmp_path / "b").model(x)), np.asarray(model(x)), atol=1e-6)

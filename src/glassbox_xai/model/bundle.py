@@ -39,7 +39,7 @@ def save_bundle(model: keras.Model, config: ModelConfig, card: ModelCard, folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        model.save(staging / WEIGHTS_FILE)
+        _without_optimizer(model).save(staging / WEIGHTS_FILE)
         config.save(staging / CONFIG_FILE)
         card = replace(
             card,
@@ -56,6 +56,13 @@ def save_bundle(model: keras.Model, config: ModelConfig, card: ModelCard, folder
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return card
+
+
+def _without_optimizer(model: keras.Model) -> keras.Model:
+    """The model alone: a compiled model would also save its optimizer state (3x the size)."""
+    if getattr(model, "optimizer", None) is None:
+        return model
+    return keras.Model(model.input, model.output, name=model.name)  # same layers, not compiled
 
 
 def load_bundle(folder: str | Path) -> Bundle:
