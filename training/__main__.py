@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, required=True, help="recipe YAML")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder for run outputs (default: runs/)")
     parser.add_argument("--limit", type=int, help="use only the first N training and N/4 validation images (smoke runs)")
+    parser.add_argument("--mixed-precision", action="store_true", help="float16 compute on a GPU (the logits stay float32)")
+    parser.add_argument("--multi-gpu", action="store_true", help="replicate over all visible GPUs with tf.distribute.MirroredStrategy")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
@@ -32,10 +34,19 @@ def main(argv: list[str] | None = None) -> int:
     except RecipeError as exc:
         print(f"training: error: {exc}", file=sys.stderr)
         return 2
-    import_tensorflow()
+    tf = import_tensorflow()
     from training.run import train_recipe
 
-    summary = train_recipe(recipe, args.runs, limit=args.limit)
+    gpus = tf.config.list_physical_devices("GPU")
+    if (args.mixed_precision or args.multi_gpu) and not gpus:
+        print("training: error: --mixed-precision and --multi-gpu need a GPU; TensorFlow sees none", file=sys.stderr)
+        return 2
+    if args.mixed_precision:
+        import keras
+
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    strategy = tf.distribute.MirroredStrategy() if args.multi_gpu else None
+    summary = train_recipe(recipe, args.runs, limit=args.limit, strategy=strategy)
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     return 0
 

@@ -35,12 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", type=Path, required=True, help="run folder with bundle/ and log.csv")
     parser.add_argument("--config", type=Path, help="recipe (default: training/configs/<run name>.yaml)")
     parser.add_argument("--copy-to", type=Path, default=Path("training/reports"), help="where the report is copied for the repository")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N validation images (smoke runs)")
     args = parser.parse_args(argv)
     import_tensorflow()
     from glassbox_xai.learn.recipe import load_recipe
 
     recipe = load_recipe(args.config or Path("training/configs") / f"{args.run.name}.yaml")
-    summary = evaluate_run(args.run, recipe, args.copy_to / args.run.name)
+    summary = evaluate_run(args.run, recipe, args.copy_to / args.run.name, limit=args.limit)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -88,7 +89,7 @@ def choose(variant: str, table: dict[tuple[bool, bool, float], dict]) -> tuple[b
     return max(table, key=lambda k: table[k]["dice"])
 
 
-def evaluate_run(run: Path, recipe, copy_to: Path | None) -> dict:
+def evaluate_run(run: Path, recipe, copy_to: Path | None, limit: int | None = None) -> dict:
     from glassbox_xai.data.io import read_image, read_mask
     from glassbox_xai.evaluation import evaluate_model
     from glassbox_xai.inference import Segmenter, run_to_end
@@ -99,7 +100,7 @@ def evaluate_run(run: Path, recipe, copy_to: Path | None) -> dict:
     from glassbox_xai.report import metric_table, write_report
     from training.run import split_samples
 
-    samples = split_samples(recipe, "val")
+    samples = split_samples(recipe, "val", limit)
     bundle = load_bundle(run / "bundle")
     segmenter = Segmenter(bundle, batch_size=16)
     confusions = sweep(segmenter, samples)

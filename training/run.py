@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,11 @@ def split_samples(recipe: Recipe, split: str, limit: int | None = None) -> list[
     return [by_id[i] for i in ids[:limit]]
 
 
-def train_recipe(recipe: Recipe, runs: Path, limit: int | None = None) -> dict[str, Any]:
-    """Fit the recipe's model (resuming when possible) and save it as ``runs/<name>/bundle``."""
+def train_recipe(recipe: Recipe, runs: Path, limit: int | None = None, strategy=None) -> dict[str, Any]:
+    """Fit the recipe's model (resuming when possible) and save it as ``runs/<name>/bundle``.
+
+    ``strategy`` (a ``tf.distribute`` strategy) builds and fits the model in its scope.
+    """
     run_dir = runs / recipe.name
     train = split_samples(recipe, "train", limit)
     val = split_samples(recipe, "val", limit and max(limit // 4, 4))
@@ -44,15 +47,16 @@ def train_recipe(recipe: Recipe, runs: Path, limit: int | None = None) -> dict[s
     log.info("%s: %d training and %d validation pairs at %d px", recipe.name, len(train), len(val), size)
 
     keras.utils.set_random_seed(recipe.fit.seed)
-    parent_card = None
-    if recipe.parent:
-        parent = load_bundle(runs / recipe.parent / "bundle")
-        if parent.config != recipe.model:
-            raise ValueError(f"recipe {recipe.source}: model config differs from parent {recipe.parent}'s {parent.config}")
-        model, parent_card = parent.model, parent.card
-    else:
-        model = build_attention_unet(recipe.model)
-    summary = fit(model, make_loss(recipe.loss), train_arrays, val_arrays, recipe.fit, recipe.augment, run_dir)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        parent_card = None
+        if recipe.parent:
+            parent = load_bundle(runs / recipe.parent / "bundle")
+            if parent.config != recipe.model:
+                raise ValueError(f"recipe {recipe.source}: model config differs from parent {recipe.parent}'s {parent.config}")
+            model, parent_card = parent.model, parent.card
+        else:
+            model = build_attention_unet(recipe.model)
+        summary = fit(model, make_loss(recipe.loss), train_arrays, val_arrays, recipe.fit, recipe.augment, run_dir)
 
     card = ModelCard(
         variant=recipe.variant,
@@ -72,8 +76,3 @@ def train_recipe(recipe: Recipe, runs: Path, limit: int | None = None) -> dict[s
     save_bundle(model, recipe.model, card, run_dir / "bundle", overwrite=True)
     log.info("%s: bundle written to %s", recipe.name, run_dir / "bundle")
     return {**summary, "bundle": str(run_dir / "bundle")}
-
-
-def with_epochs(recipe: Recipe, epochs: int) -> Recipe:
-    """A copy of the recipe with another epoch count (for smoke runs)."""
-    return replace(recipe, fit=replace(recipe.fit, epochs=epochs))
