@@ -1,0 +1,7 @@
+"""Explanations of the segmentation model: confidence, saliency, integrated gradients,
+Grad-CAM for every layer with attention coefficients, and faithfulness measures.
+
+Each method is a generator that yields :class:`~glassbox_xai.inference.Progress`
+and returns its maps at the photograph's native resolution; ``run_to_end`` (or the
+method's synchronous wrapper) drives it to the end for scripts.
+"""
