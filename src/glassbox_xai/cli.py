@@ -70,6 +70,18 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--figure", type=Path, help="confusion-matrix PNG (default: beside --json, else ./confusion_matrix.png)")
     evaluate.set_defaults(func=cmd_evaluate)
 
+    explain = sub.add_parser("explain", help="confidence, saliency, integrated gradients and Grad-CAM maps with faithfulness numbers")
+    explain.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
+    explain.add_argument("-o", "--output", type=Path, required=True, help="folder for the maps (one subfolder per image)")
+    explain.add_argument("--method", choices=("confidence", "saliency", "saliency-sigmoid", "ig", "gradcam", "all"), default="all")
+    explain.add_argument("--target", choices=("prediction", "truth", "background"), default="prediction",
+                         help="pixels to explain (truth needs <stem>_segmentation.png beside the image)")
+    explain.add_argument("--steps", type=int, default=32, help="integrated-gradients quadrature points (default 32)")
+    explain.add_argument("--baseline", choices=("black", "blur"), default="black", help="integrated-gradients baseline")
+    explain.add_argument("--sanity", action="store_true", help="also run the model-randomisation check on saliency")
+    _model_args(explain)
+    explain.set_defaults(func=cmd_explain)
+
     info = sub.add_parser("info", help="device, installed models and library versions")
     info.set_defaults(func=cmd_info)
     return parser
@@ -123,6 +135,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     summary = evaluation.summary()
     print(_metric_table(summary, source))
     _write_outputs(args, evaluation, summary)
+    return _report_failures(failures)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .data.io import read_image, read_mask
+    from .inference import run_to_end
+    from .xai.explain_files import write_panel
+    from .xai.panel import METHODS, explain
+
+    bundle_path = resolve_bundle(args.variant, args.model)
+    samples = discover(args.inputs)
+    _refuse_duplicate_names(samples)
+    if args.target == "truth" and any(s.mask is None for s in samples):
+        missing = next(s for s in samples if s.mask is None)
+        raise CommandError(f"--target truth needs a mask for every image; {missing.image} has none ({mask_name(missing.image)})")
+    segmenter = _segmenter(bundle_path, args)
+    methods = METHODS if args.method == "all" else (args.method,)
+    failures: list = []
+    for n, sample in enumerate(samples, start=1):
+        try:
+            image = read_image(sample.image)
+            truth = read_mask(sample.mask, expected_shape=image.shape[:2]) if sample.mask else None
+            job = explain(segmenter, image, methods, args.target, truth, args.steps, args.baseline, sanity=args.sanity)
+            panel = _drive(job, f"explain {n}/{len(samples)}", failures)
+        except EXPECTED_ERRORS as exc:
+            print(f"skipped {sample.image}: {exc}", file=sys.stderr)
+            failures.append(exc)
+            continue
+        folder = write_panel(args.output / sample.image.stem, image, panel, {"image": str(sample.image), "model": str(bundle_path), "target": args.target})
+        summary = ", ".join(f"{k} {v:.1f}s" for k, v in panel.seconds.items())
+        print(f"{sample.image.name}: {len(panel.maps)} map(s) in {folder} ({summary})")
     return _report_failures(failures)
 
 
