@@ -50,6 +50,7 @@ class Explainer:
         self.model = model
         self.size = int(model.input_shape[1])
         self.threshold = float(threshold)
+        self._gradient_fn = self.tf.function(self._gradient_graph, reduce_retracing=True)
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """A photograph as a (1, S, S, 3) model input."""
@@ -88,12 +89,22 @@ class Explainer:
 
     def scores_and_gradients(self, xs: np.ndarray, target: Target, output: Output = "logits") -> tuple[np.ndarray, np.ndarray]:
         """Scores (N,) and their gradients (N, S, S, 3) for a batch, in one backward pass."""
+        if output not in ("logits", "sigmoid"):
+            raise ValueError(f"output must be 'logits' or 'sigmoid', got {output!r}")
+        x = self.tf.convert_to_tensor(np.asarray(xs, dtype=np.float32))
+        score, grads = self._gradient_fn(x, self.tf.constant(target.weights), self.tf.constant(target.sign), output == "sigmoid")
+        return score.numpy(), grads.numpy()
+
+    def _gradient_graph(self, x, weights, sign, sigmoid: bool):
+        """Compiled once per input shape and output kind (a graph is ~3x faster than eager)."""
         tf = self.tf
-        x = tf.convert_to_tensor(np.asarray(xs, dtype=np.float32))
         with tf.GradientTape() as tape:
             tape.watch(x)
-            score = self._score(self.model(x, training=False), target, output)
-        return score.numpy(), tape.gradient(score, x).numpy()
+            values = self.model(x, training=False)[..., 0]
+            if sigmoid:
+                values = tf.sigmoid(values)
+            score = sign * tf.reduce_sum(values * weights, axis=(1, 2)) / tf.reduce_sum(weights)
+        return score, tape.gradient(score, x)
 
     def scores(self, xs: np.ndarray, target: Target, output: Output = "logits", batch: int = 16) -> np.ndarray:
         """Scores (N,) of a batch without gradients, ``batch`` images per model call."""
