@@ -1,0 +1,1 @@
+"""The model worker process (TensorFlow side) and its client (napari side)."""

@@ -1,0 +1,135 @@
+"""The model worker process: TensorFlow lives here, never in the napari process.
+
+The parent sends requests ``(job_id, op, kwargs)`` over a pipe; the worker answers
+with ``("progress", job_id, done, total, message)``, then ``("result", job_id,
+payload)`` or ``("error", job_id, kind, message)``. Payloads are plain arrays,
+numbers, strings and dicts. Loaded bundles are cached by path between requests.
+A cancel event set by the parent stops a job at its next progress step.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Generator
+
+import numpy as np
+
+from ..inference import Progress
+
+
+class Cancelled(Exception):
+    """The parent asked the worker to stop the current job."""
+
+
+def serve(conn, cancel_event) -> None:
+    """Worker main loop: answer requests until the pipe closes or ``None`` arrives."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    state = WorkerState()
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        if request is None:
+            return
+        job_id, op, kwargs = request
+        cancel_event.clear()
+        try:
+            handler = OPS[op]
+            job = handler(state, **kwargs)
+            result = _drive(job, lambda p: conn.send(("progress", job_id, p.done, p.total, p.message)), cancel_event)
+            conn.send(("result", job_id, result))
+        except Cancelled:
+            conn.send(("error", job_id, "cancelled", "cancelled"))
+        except KeyError:
+            conn.send(("error", job_id, "ValueError", f"unknown worker operation {op!r}; expected one of {sorted(OPS)}"))
+        except Exception as exc:  # every failure goes back to the parent as a message
+            conn.send(("error", job_id, type(exc).__name__, f"{exc}\n{traceback.format_exc(limit=3)}" if not isinstance(exc, ValueError) else str(exc)))
+
+
+def _drive(job: Generator, report: Callable[[Progress], None], cancel_event) -> Any:
+    while True:
+        if cancel_event.is_set():
+            job.close()
+            raise Cancelled
+        try:
+            item = next(job)
+        except StopIteration as stop:
+            return stop.value
+        if isinstance(item, Progress):
+            report(item)
+
+
+class WorkerState:
+    """Models loaded in this worker, by bundle path."""
+
+    def __init__(self) -> None:
+        self.segmenters: dict[str, Any] = {}
+        self.device: str | None = None
+
+    def segmenter(self, bundle: str, threshold: float | None = None):
+        from ..inference import Segmenter
+
+        key = str(Path(bundle).resolve())
+        if key not in self.segmenters:
+            self.segmenters[key] = Segmenter.from_bundle(key)
+        segmenter = self.segmenters[key]
+        base = Segmenter(segmenter.bundle, threshold=threshold, tta=segmenter.tta, postprocess=segmenter.postprocess)
+        self.device = base.device
+        return base
+
+
+def op_info(state: WorkerState) -> Generator[Progress, None, dict]:
+    """The device TensorFlow runs on, and the process id."""
+    from ..inference import compute_device
+    from ..tf_import import import_tensorflow
+
+    yield Progress(0, 1, "starting TensorFlow")
+    import_tensorflow()
+    state.device = compute_device()
+    return {"device": state.device, "pid": os.getpid()}
+
+
+def op_segment(state: WorkerState, image: np.ndarray, bundle: str, threshold: float | None = None,
+               truth: np.ndarray | None = None) -> Generator[Progress, None, dict]:
+    """Segment one RGB uint8 image; with ``truth``, also score it."""
+    from ..metrics import Confusion, scores
+
+    yield Progress(0, 2, "loading model")
+    segmenter = state.segmenter(bundle, threshold)
+    yield Progress(1, 2, f"segmenting on {segmenter.device}")
+    prediction = segmenter.predict(image)
+    out = {
+        "probabilities": prediction.probabilities,
+        "mask": prediction.mask,
+        "threshold": prediction.threshold,
+        "device": segmenter.device,
+        "card": {"variant": segmenter.bundle.card.variant, "name": segmenter.bundle.card.name},
+    }
+    if truth is not None:
+        confusion = Confusion.from_masks(prediction.mask, truth)
+        out["metrics"] = scores(confusion)
+        out["confusion"] = confusion.as_dict()
+    yield Progress(2, 2, "done")
+    return out
+
+
+def op_sleep(state: WorkerState, seconds: float, steps: int = 10) -> Generator[Progress, None, dict]:
+    """A job that only waits (used to test progress and cancelling)."""
+    import time
+
+    for i in range(steps):
+        time.sleep(seconds / steps)
+        yield Progress(i + 1, steps, "sleeping")
+    return {"slept": seconds}
+
+
+def op_crash(state: WorkerState) -> Generator[Progress, None, dict]:
+    """Ends the worker process abruptly (used to test recovery from a crash)."""
+    yield Progress(0, 1, "crashing")
+    os._exit(3)
+
+
+OPS: dict[str, Callable[..., Generator]] = {"info": op_info, "segment": op_segment, "sleep": op_sleep, "crash": op_crash}
