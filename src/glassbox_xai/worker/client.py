@@ -19,8 +19,12 @@ from ..inference import Progress
 GRACE_SECONDS = 2.0
 
 
-class WorkerError(RuntimeError):
-    """A job failed in the worker; ``kind`` names the exception type there."""
+class WorkerError(Exception):
+    """A job failed in the worker; ``kind`` names the exception type there.
+
+    Not a RuntimeError: superqt treats a RuntimeError from a thread worker as a
+    deleted worker and drops it without emitting ``errored`` or ``finished``.
+    """
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)

@@ -34,8 +34,7 @@ def serve(conn, cancel_event) -> None:
             return
         if request is None:
             return
-        job_id, op, kwargs = request
-        cancel_event.clear()
+        job_id, op, kwargs = request  # the client clears the cancel event before sending
         try:
             handler = OPS[op]
             job = handler(state, **kwargs)

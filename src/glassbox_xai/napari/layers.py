@@ -1,0 +1,62 @@
+"""Headless helpers of the widgets: layer names and styles, input checks, metric tables.
+
+No Qt here, and no TensorFlow: these take and return plain arrays and dicts, so
+they are tested without a viewer.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..data.io import ImageConversionWarning, as_rgb8
+from ..figures import DISCLAIMER
+from ..metrics import Confusion, scores
+
+LESION_COLOR = "#ff00cc"
+TABLE = (("dice", "Dice"), ("jaccard", "IoU (Jaccard)"), ("threshold_jaccard", "thresholded Jaccard"), ("precision", "precision"),
+         ("sensitivity", "recall (sensitivity)"), ("specificity", "specificity"), ("accuracy", "pixel accuracy"), ("f1", "F1"))
+
+
+def prediction_name(image_name: str, variant: str) -> str:
+    return f"{image_name} prediction ({variant})"
+
+
+def probability_name(image_name: str, variant: str) -> str:
+    return f"{image_name} probability ({variant})"
+
+
+def image_for_model(data, name: str) -> tuple[np.ndarray, list[str]]:
+    """An image layer's data as (H, W, 3) uint8 RGB, with the conversions made, as messages.
+
+    Raises:
+        ValueError: the data is not a 2-D grayscale or colour image (a stack, say).
+    """
+    array = np.asarray(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ImageConversionWarning)
+        rgb = as_rgb8(array, name)
+    return rgb, [str(w.message) for w in caught if issubclass(w.category, ImageConversionWarning)]
+
+
+def truth_for_image(data, image_shape: tuple[int, int], name: str) -> np.ndarray:
+    """A ground-truth Labels layer's data as a bool mask; its size must be the image's."""
+    mask = np.asarray(data)
+    if mask.ndim != 2 or mask.shape != tuple(image_shape):
+        raise ValueError(f"ground truth layer '{name}' is {mask.shape}, but the image is {tuple(image_shape)}; expected the same size")
+    return mask > 0
+
+
+def metrics_html(metrics: dict[str, float], confusion: dict[str, int]) -> str:
+    """The per-image metric table and confusion breakdown as a small HTML table."""
+    rows = "".join(f"<tr><td>{label}</td><td align='right'>{metrics[key]:.4f}</td></tr>" for key, label in TABLE)
+    total = sum(confusion.values()) or 1
+    parts = "".join(f"<tr><td>{k.upper()}</td><td align='right'>{v:,} ({v / total:.1%})</td></tr>" for k, v in confusion.items())
+    return f"<table>{rows}<tr><td colspan=2><b>pixels</b></td></tr>{parts}</table><p><i>{DISCLAIMER}</i></p>"
+
+
+def core_metrics(prediction: np.ndarray, truth: np.ndarray) -> tuple[dict[str, float], dict[str, int]]:
+    """The challenge metrics of one prediction against its ground truth."""
+    confusion = Confusion.from_masks(prediction, truth)
+    return scores(confusion), confusion.as_dict()
