@@ -58,7 +58,7 @@ class SegmentWidget(Container):
         self._run = PushButton(text="Segment")
         self._cancel = PushButton(text="Cancel", enabled=False)
         self._progress = ProgressBar(label="progress", value=0, max=1, visible=False)
-        self._status = Label(label="", value=f"<i>{DISCLAIMER}</i>")
+        self._status = Label(label="", value=f"<i>{DISCLAIMER}</i>")  # replaced by run status; metrics repeat it
         self._metrics = Label(label="", value="")
         self.extend([self._image, self._truth, self._model, self._bundle, self._threshold, self._run, self._cancel,
                      self._progress, self._status, self._metrics])
@@ -67,6 +67,7 @@ class SegmentWidget(Container):
         self._cancel.clicked.connect(self.cancel)
         self._job = None
         self.result: dict | None = None
+        self.native.setMaximumWidth(440)
 
     def bundle_path(self) -> Path:
         """The bundle folder the current choice points to."""
@@ -120,8 +121,8 @@ class SegmentWidget(Container):
         variant = result["card"]["variant"]
         apply_result(self._viewer, layer, result, variant)
         self.result = result
-        self._status.value = f"model {result['card']['name'] or variant} ran on {result['device']}, threshold {result['threshold']:.2f}. <i>{DISCLAIMER}</i>"
-        self._metrics.value = metrics_html(result["metrics"], result["confusion"]) if "metrics" in result else ""
+        self._status.value = f"model {result['card']['name'] or variant} ran on {result['device']}, threshold {result['threshold']:.2f}"
+        self._metrics.value = metrics_html(result["metrics"], result["confusion"]) if "metrics" in result else f"<i>{DISCLAIMER}</i>"
 
     def _on_error(self, exc: Exception) -> None:
         if isinstance(exc, JobCancelled):

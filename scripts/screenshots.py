@@ -1,0 +1,74 @@
+"""Render screenshots of the widgets in use on a real ISIC image (run under Xvfb).
+
+    xvfb-run -a .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--image-id ISIC_0000000] [--variant dice]
+
+Opens napari, loads a dev_val photograph and its expert mask from ../shared/data,
+docks the Segment widget, runs the shipped model (or ``--model BUNDLE``), and saves
+the whole window as PNG files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "isic2018_task1_512"
+
+
+def wait(app, condition, timeout: float) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError("the widget did not finish in time")
+        app.processEvents()
+        time.sleep(0.05)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--image-id", default=(DATA / "dev_val.txt").read_text().split()[3])
+    parser.add_argument("--variant", default="dice")
+    parser.add_argument("--model", type=Path, help="a bundle folder instead of a shipped variant")
+    args = parser.parse_args(argv)
+
+    import napari
+    from PIL import Image
+    from qtpy.QtWidgets import QApplication
+
+    from glassbox_xai.data.io import read_image, read_mask
+    from glassbox_xai.napari import segment_widget as sw
+
+    image = read_image(DATA / "ISIC2018_Task1-2_Training_Input" / f"{args.image_id}.jpg")
+    truth = read_mask(DATA / "ISIC2018_Task1_Training_GroundTruth" / f"{args.image_id}_segmentation.png")
+    viewer = napari.Viewer(title="GlassBox-XAI")
+    viewer.window._qt_window.resize(1500, 950)
+    layer = viewer.add_image(image, name=args.image_id, rgb=True)
+    gt = viewer.add_labels(truth.astype("uint8"), name=f"{args.image_id} ground truth", opacity=0.9)
+    gt.contour = 2
+    _, widget = viewer.window.add_plugin_dock_widget("glassbox-xai", "Segment lesion")
+    if args.model:
+        widget._model.value = sw.BUNDLE_ON_DISK
+        widget._bundle.value = args.model
+    else:
+        widget._model.value = args.variant
+    widget._image.value, widget._truth.value = layer, gt
+    app = QApplication.instance()
+    widget.run()
+    wait(app, lambda: widget._job is None and widget._run.enabled, 300)
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.05)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "segment.png"
+    Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).save(path)
+    print(f"saved {path}")
+    viewer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
