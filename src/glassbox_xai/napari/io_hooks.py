@@ -1,0 +1,55 @@
+"""npe2 reader and writer: a photograph opens with its expert mask as a ground-truth
+layer; a Labels layer saves as an ISIC mask (8-bit 0/255 PNG at the image's size)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..data.io import IMAGE_EXTENSIONS, ImageReadError, MaskError, read_image, read_mask, write_mask
+from ..data.layout import MASK_SUFFIX, mask_name
+
+
+def get_reader(path: str | list[str]) -> Callable | None:
+    """A reader for dermoscopy photographs; ``None`` for masks and other files."""
+    if isinstance(path, list):
+        return None if any(_not_photo(p) for p in path) else read_photos
+    return None if _not_photo(path) else read_photos
+
+
+def _not_photo(path: str) -> bool:
+    p = Path(path)
+    return p.is_dir() or p.suffix.lower() not in IMAGE_EXTENSIONS or p.stem.endswith((MASK_SUFFIX, "_superpixels"))
+
+
+def read_photos(path: str | list[str]) -> list[tuple]:
+    """Image layer per photograph, plus a ground-truth Labels layer when its mask is beside it."""
+    layers = []
+    for item in [path] if isinstance(path, str) else path:
+        photo = Path(item)
+        image = read_image(photo)
+        layers.append((image, {"name": photo.stem, "rgb": True, "metadata": {"path": str(photo)}}, "image"))
+        mask_path = photo.with_name(mask_name(photo))
+        if mask_path.is_file():
+            try:
+                mask = read_mask(mask_path, expected_shape=image.shape[:2])
+            except MaskError as exc:
+                from napari.utils.notifications import show_warning
+
+                show_warning(f"GlassBox: ground truth not loaded: {exc}")
+                continue
+            layers.append((mask.astype(np.uint8), {"name": f"{photo.stem} ground truth", "opacity": 0.9, "metadata": {"path": str(mask_path)}}, "labels"))
+    return layers
+
+
+def write_labels(path: str, data: Any, meta: dict) -> list[str]:
+    """Save a Labels layer as ``<name>_segmentation.png`` (lesion = any label > 0), atomically."""
+    target = Path(path)
+    if target.suffix.lower() != ".png":
+        target = target.with_suffix(".png")
+    array = np.asarray(data)
+    if array.ndim != 2:
+        raise ImageReadError(f"cannot save layer '{meta.get('name')}' as a mask: expected a 2-D Labels layer, got shape {array.shape}")
+    return [str(write_mask(target, array > 0))]

@@ -1,0 +1,37 @@
+"""Opening a photograph with its mask, and saving a Labels layer as an ISIC mask."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+from PIL import Image
+
+from data_paths import ISIC_IMAGES, ISIC_MASKS, split_ids
+from glassbox_xai.data.io import read_mask
+from glassbox_xai.napari.io_hooks import get_reader
+
+
+def test_photo_opens_with_its_ground_truth(make_napari_viewer, tmp_path):
+    image_id = split_ids("dev_val")[1]
+    shutil.copy(ISIC_IMAGES / f"{image_id}.jpg", tmp_path)
+    shutil.copy(ISIC_MASKS / f"{image_id}_segmentation.png", tmp_path)
+    assert get_reader(str(tmp_path / f"{image_id}_segmentation.png")) is None  # masks are not photographs
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / f"{image_id}.jpg"), plugin="glassbox-xai")
+    assert [layer.name for layer in viewer.layers] == [image_id, f"{image_id} ground truth"]
+    truth = viewer.layers[f"{image_id} ground truth"]
+    assert truth.data.shape == viewer.layers[image_id].data.shape[:2]
+    assert np.array_equal(truth.data > 0, read_mask(ISIC_MASKS / f"{image_id}_segmentation.png"))
+
+
+def test_labels_layer_saves_as_isic_mask(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    data = np.zeros((40, 60), np.uint8)
+    data[10:20, 5:50] = 3
+    layer = viewer.add_labels(data, name="edited")
+    target = tmp_path / "ISIC_0000001_segmentation.png"
+    layer.save(str(target), plugin="glassbox-xai")
+    saved = np.asarray(Image.open(target))
+    assert saved.dtype == np.uint8 and saved.shape == (40, 60)
+    assert set(np.unique(saved).tolist()) == {0, 255} and np.array_equal(saved > 0, data > 0)
