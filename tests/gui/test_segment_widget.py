@@ -11,6 +11,7 @@ import pytest
 from data_paths import ISIC_IMAGES, ISIC_MASKS, split_ids
 from glassbox_xai.data.io import read_image, read_mask
 from glassbox_xai.metrics import Confusion, scores
+from glassbox_xai.napari import common
 from glassbox_xai.napari import segment_widget as sw
 
 BUILD = """
@@ -37,6 +38,7 @@ def tiny_bundle(tmp_path_factory):
 def errors(monkeypatch):
     seen: list[str] = []
     monkeypatch.setattr(sw, "show_error", seen.append)
+    monkeypatch.setattr(common, "show_error", seen.append)
     return seen
 
 

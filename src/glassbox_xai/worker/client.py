@@ -68,17 +68,24 @@ class ModelWorker:
         self._process, self._conn = process, parent
 
     def run(self, op: str, **kwargs: Any) -> Generator[Progress, None, Any]:
-        """Run one job; yields :class:`Progress`, returns the worker's result.
+        """One job as a generator: yields :class:`Progress`, returns the worker's result.
 
-        Raises:
+        Any earlier cancel request is cleared now, when the job is created, so a
+        :meth:`cancel` made before the generator first runs (in another thread)
+        still stops this job.
+
+        Raises (from the generator):
             WorkerError: the job raised in the worker (message says why).
             WorkerCrashed: the worker died; it is started again for the next job.
             JobCancelled: :meth:`cancel` was called.
         """
+        self._cancel.clear()
+        return self._run(op, kwargs)
+
+    def _run(self, op: str, kwargs: dict) -> Generator[Progress, None, Any]:
         with self._lock:
             self.start()
             job_id = next(self._ids)
-            self._cancel.clear()
             self._conn.send((job_id, op, kwargs))
             while True:
                 if not self._conn.poll(0.05):

@@ -115,6 +115,30 @@ def op_segment(state: WorkerState, image: np.ndarray, bundle: str, threshold: fl
     return out
 
 
+MAX_MAP_SIDE = 1024
+
+
+def op_explain(state: WorkerState, image: np.ndarray, bundle: str, methods: tuple[str, ...], target="prediction",
+               truth: np.ndarray | None = None, threshold: float | None = None, ig_steps: int = 32,
+               baseline: str = "black") -> Generator[Progress, None, dict]:
+    """The explanation panel of one image. Maps larger than ``MAX_MAP_SIDE`` come back
+    subsampled by an integer ``step`` (the layer scale makes up for it)."""
+    from ..xai.panel import explain
+
+    segmenter = state.segmenter(bundle, threshold)
+    panel = yield from explain(segmenter, image, tuple(methods), target, truth, ig_steps, baseline)
+    step = max(1, int(np.ceil(max(image.shape[:2]) / MAX_MAP_SIDE)))
+    return {
+        "maps": {name: np.ascontiguousarray(m[::step, ::step]) for name, m in panel.maps.items()},
+        "step": step,
+        "stages": panel.gradcam_stages,
+        "faithfulness": panel.faithfulness,
+        "seconds": panel.seconds,
+        "device": segmenter.device,
+        "card": {"variant": segmenter.bundle.card.variant, "name": segmenter.bundle.card.name},
+    }
+
+
 def op_sleep(state: WorkerState, seconds: float, steps: int = 10) -> Generator[Progress, None, dict]:
     """A job that only waits (used to test progress and cancelling)."""
     import time
@@ -131,4 +155,4 @@ def op_crash(state: WorkerState) -> Generator[Progress, None, dict]:
     os._exit(3)
 
 
-OPS: dict[str, Callable[..., Generator]] = {"info": op_info, "segment": op_segment, "sleep": op_sleep, "crash": op_crash}
+OPS: dict[str, Callable[..., Generator]] = {"info": op_info, "segment": op_segment, "explain": op_explain, "sleep": op_sleep, "crash": op_crash}

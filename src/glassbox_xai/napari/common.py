@@ -1,0 +1,135 @@
+"""What every GlassBox dock widget shares: the per-viewer model worker, the model
+picker, and a job runner with progress bar, cancel button and notifications."""
+
+import weakref
+from pathlib import Path
+
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error, show_info
+
+from ..figures import DISCLAIMER
+from ..model.registry import VARIANT_NAMES, NoTrainedModelError, installed_bundles, resolve_bundle
+from ..worker.client import JobCancelled, ModelWorker, WorkerError
+
+BUNDLE_ON_DISK = "bundle on disk…"
+_workers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def worker_for(viewer) -> ModelWorker:
+    """The model worker shared by every GlassBox widget of one viewer (started on first use)."""
+    if viewer not in _workers:
+        _workers[viewer] = ModelWorker()
+    return _workers[viewer]
+
+
+def model_choices() -> list[str]:
+    """Installed variants first, then the option to pick a bundle folder."""
+    installed = installed_bundles()
+    return [v for v in VARIANT_NAMES if v in installed] + [BUNDLE_ON_DISK]
+
+
+@thread_worker
+def run_job(job):
+    """Drive a worker job (made with ``ModelWorker.run`` in the GUI thread). Expected
+    failures come back as ``{"failed": WorkerError}``, neither raised nor returned bare:
+    superqt re-raises either into napari's error dialog."""
+    try:
+        result = yield from job
+    except WorkerError as exc:
+        return {"failed": exc}
+    return result
+
+
+class JobWidget(Container):
+    """A dock widget with a model picker, a run and a cancel button, a progress bar and a status line.
+
+    Subclasses add their inputs, implement :meth:`request` (checked job arguments, or
+    ``None`` after telling the user what is wrong) and :meth:`show_result`.
+    """
+
+    op = ""
+    run_text = "Run"
+
+    def __init__(self, viewer, inputs: list):
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self._model = ComboBox(label="model", choices=model_choices())
+        self._bundle = FileEdit(label="bundle folder", mode="d", visible=self._model.value == BUNDLE_ON_DISK)
+        self._run = PushButton(text=self.run_text)
+        self._cancel = PushButton(text="Cancel", enabled=False)
+        self._progress = ProgressBar(label="progress", value=0, max=1, visible=False)
+        self._status = Label(label="", value="")
+        self._info = Label(label="", value=f"<i>{DISCLAIMER}</i>")
+        self.extend([*inputs, self._model, self._bundle, self._run, self._cancel, self._progress, self._status, self._info])
+        self._model.changed.connect(lambda value: setattr(self._bundle, "visible", value == BUNDLE_ON_DISK))
+        self._run.clicked.connect(self.run)
+        self._cancel.clicked.connect(self.cancel)
+        self._job = None
+        self.result: dict | None = None
+        self.native.setMaximumWidth(440)
+
+    def bundle_path(self) -> Path:
+        """The bundle folder the current model choice points to."""
+        if self._model.value == BUNDLE_ON_DISK:
+            if str(self._bundle.value) in ("", "."):
+                raise NoTrainedModelError("choose a model bundle folder (it holds model.keras, config.json and card.json)")
+            return Path(self._bundle.value)
+        return resolve_bundle(self._model.value)
+
+    def request(self) -> tuple[object, dict] | None:
+        """(context, job kwargs) for the worker, or None after a notification."""
+        raise NotImplementedError
+
+    def show_result(self, context, result: dict) -> None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        """Check the inputs and start the job in the worker (the viewer stays responsive)."""
+        try:
+            checked = self.request()
+            if checked is None:
+                return
+            context, kwargs = checked
+            kwargs["bundle"] = str(self.bundle_path())
+        except (ValueError, NoTrainedModelError) as exc:
+            show_error(f"GlassBox: {exc}")
+            return
+        worker = worker_for(self._viewer)
+        self._run.enabled, self._cancel.enabled = False, True
+        self._progress.visible, self._progress.value = True, 0
+        self._status.value = "working…" if worker.alive else "starting the model worker…"
+        job = run_job(worker.run(self.op, **kwargs))
+        job.yielded.connect(self._on_progress)
+        job.returned.connect(lambda result: self._on_failure(result["failed"]) if "failed" in result else self._on_result(context, result))
+        job.errored.connect(lambda exc: show_error(f"GlassBox: unexpected error: {exc}"))
+        job.finished.connect(self._on_finished)
+        self._job = job
+        job.start()
+
+    def cancel(self) -> None:
+        """Stop the running job at once."""
+        worker_for(self._viewer).cancel()
+
+    def _on_progress(self, progress) -> None:
+        self._progress.max = max(progress.total, 1)
+        self._progress.value = progress.done
+        self._status.value = progress.message
+
+    def _on_result(self, context, result: dict) -> None:
+        self.result = result
+        self._status.value = f"model {result['card']['name'] or result['card']['variant']} ran on {result['device']}"
+        self.show_result(context, result)
+
+    def _on_failure(self, exc: WorkerError) -> None:
+        if isinstance(exc, JobCancelled):
+            self._status.value = "cancelled"
+            show_info("GlassBox: cancelled")
+        else:
+            self._status.value = "failed"
+            show_error(f"GlassBox: {str(exc).splitlines()[0]}")
+
+    def _on_finished(self) -> None:
+        self._run.enabled, self._cancel.enabled = True, False
+        self._progress.visible = False
+        self._job = None
