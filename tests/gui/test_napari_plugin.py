@@ -52,7 +52,7 @@ def test_napari_process_never_imports_tensorflow(display):
         import napari
         viewer = napari.Viewer(show=False)
         viewer.open_sample("glassbox-xai", "synthetic_lesion")
-        import glassbox_xai.napari, glassbox_xai.napari.sample_data
+        import glassbox_xai.napari, glassbox_xai.napari.sample_data, glassbox_xai.napari.segment_widget, glassbox_xai.napari.explain_widget, glassbox_xai.napari.io_hooks
         import glassbox_xai.data, glassbox_xai.metrics, glassbox_xai.model.registry
         assert len(viewer.layers) == 2, viewer.layers
         heavy = sorted(m for m in ("tensorflow", "keras") if m in sys.modules)

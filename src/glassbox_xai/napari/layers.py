@@ -60,3 +60,46 @@ def core_metrics(prediction: np.ndarray, truth: np.ndarray) -> tuple[dict[str, f
     """The challenge metrics of one prediction against its ground truth."""
     confusion = Confusion.from_masks(prediction, truth)
     return scores(confusion), confusion.as_dict()
+
+
+TARGET_CHOICES = ["prediction", "truth", "background", "drawn region"]
+STAGE_ORDER = ("encoder", "attention", "decoder", "output")
+
+
+def map_style(name: str, values: np.ndarray) -> dict:
+    """Colour map, contrast limits, blending and opacity that read well over skin."""
+    if name.startswith(("attention", "confidence", "superpixel")) or name == "gradcam":
+        return {"colormap": "turbo" if name.startswith("attention") else "viridis", "contrast_limits": (0.0, 1.0),
+                "blending": "translucent", "opacity": 0.55}
+    if name == "integrated gradients":
+        limit = float(np.percentile(np.abs(values), 99.5)) or 1.0
+        return {"colormap": "bwr", "contrast_limits": (-limit, limit), "blending": "translucent", "opacity": 0.6}
+    limit = float(np.percentile(values, 99.5)) or float(values.max()) or 1.0
+    return {"colormap": "inferno", "contrast_limits": (0.0, limit), "blending": "additive", "opacity": 0.8}
+
+
+def stack_gradcam(maps: dict[str, np.ndarray], stages: dict[str, list[str]]) -> tuple[np.ndarray | None, list[str]]:
+    """Remove the per-layer Grad-CAM maps from ``maps`` and stack them in stage order,
+    returning the stack (layers, rows, cols) and its labels ``"stage: layer"``."""
+    names, planes = [], []
+    for stage in STAGE_ORDER:
+        for layer in stages.get(stage, []):
+            key = f"gradcam {layer}"
+            if key in maps:
+                planes.append(maps.pop(key))
+                names.append(f"{stage}: {layer}")
+    return (np.stack(planes) if planes else None), names
+
+
+def faithfulness_html(numbers: dict[str, dict]) -> str:
+    """Faithfulness numbers per method as a small HTML table."""
+    if not numbers:
+        return f"<i>{DISCLAIMER}</i>"
+    keys = ("deletion_auc", "insertion_auc", "mass_inside_truth", "completeness_error")
+    head = "".join(f"<th>{k.replace('_', ' ')}</th>" for k in keys)
+    rows = "".join(
+        f"<tr><td>{method}</td>" + "".join(f"<td align='right'>{values[k]:.3f}</td>" if k in values else "<td></td>" for k in keys) + "</tr>"
+        for method, values in numbers.items()
+    )
+    return (f"<table><tr><th></th>{head}</tr>{rows}</table><p>Lower deletion and higher insertion areas mean a more "
+            f"faithful map.</p><p><i>{DISCLAIMER}</i></p>")

@@ -5,3 +5,5 @@ Each method is a generator that yields :class:`~glassbox_xai.inference.Progress`
 and returns its maps at the photograph's native resolution; ``run_to_end`` (or the
 method's synchronous wrapper) drives it to the end for scripts.
 """
+
+METHODS = ("confidence", "saliency", "saliency-sigmoid", "ig", "gradcam")

@@ -17,7 +17,7 @@ from .gradcam import gradcam
 from .integrated_gradients import integrated_gradients
 from .saliency import saliency
 
-METHODS = ("confidence", "saliency", "saliency-sigmoid", "ig", "gradcam")
+from . import METHODS
 
 
 @dataclass
