@@ -6,14 +6,12 @@ import numpy as np
 import pytest
 
 from glassbox_xai.napari import common
-from glassbox_xai.napari import explain_widget as ew
 from test_segment_widget import photo, tiny_bundle  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
 def errors(monkeypatch):
     seen: list[str] = []
-    monkeypatch.setattr(ew, "show_error", seen.append)
     monkeypatch.setattr(common, "show_error", seen.append)
     return seen
 

@@ -37,7 +37,6 @@ def tiny_bundle(tmp_path_factory):
 @pytest.fixture
 def errors(monkeypatch):
     seen: list[str] = []
-    monkeypatch.setattr(sw, "show_error", seen.append)
     monkeypatch.setattr(common, "show_error", seen.append)
     return seen
 

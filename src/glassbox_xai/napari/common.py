@@ -16,6 +16,11 @@ BUNDLE_ON_DISK = "bundle on disk…"
 _workers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+def error(message) -> None:
+    """Tell the user what went wrong and what to do, as a napari notification."""
+    show_error(f"GlassBox: {message}")
+
+
 def worker_for(viewer) -> ModelWorker:
     """The model worker shared by every GlassBox widget of one viewer (started on first use)."""
     if viewer not in _workers:
@@ -51,8 +56,9 @@ class JobWidget(Container):
     op = ""
     run_text = "Run"
 
-    def __init__(self, viewer, inputs: list):
+    def __init__(self, viewer, inputs: list, model_picker: bool = True):
         super().__init__(labels=True)
+        self._uses_picker = model_picker
         self._viewer = viewer
         self._model = ComboBox(label="model", choices=model_choices())
         self._bundle = FileEdit(label="bundle folder", mode="d", visible=self._model.value == BUNDLE_ON_DISK)
@@ -61,7 +67,8 @@ class JobWidget(Container):
         self._progress = ProgressBar(label="progress", value=0, max=1, visible=False)
         self._status = Label(label="", value="")
         self._info = Label(label="", value=f"<i>{DISCLAIMER}</i>")
-        self.extend([*inputs, self._model, self._bundle, self._run, self._cancel, self._progress, self._status, self._info])
+        picker = [self._model, self._bundle] if model_picker else []
+        self.extend([*inputs, *picker, self._run, self._cancel, self._progress, self._status, self._info])
         self._model.changed.connect(lambda value: setattr(self._bundle, "visible", value == BUNDLE_ON_DISK))
         self._run.clicked.connect(self.run)
         self._cancel.clicked.connect(self.cancel)
@@ -91,9 +98,10 @@ class JobWidget(Container):
             if checked is None:
                 return
             context, kwargs = checked
-            kwargs["bundle"] = str(self.bundle_path())
+            if self._uses_picker:
+                kwargs["bundle"] = str(self.bundle_path())
         except (ValueError, NoTrainedModelError) as exc:
-            show_error(f"GlassBox: {exc}")
+            error(exc)
             return
         worker = worker_for(self._viewer)
         self._run.enabled, self._cancel.enabled = False, True
@@ -102,7 +110,7 @@ class JobWidget(Container):
         job = run_job(worker.run(self.op, **kwargs))
         job.yielded.connect(self._on_progress)
         job.returned.connect(lambda result: self._on_failure(result["failed"]) if "failed" in result else self._on_result(context, result))
-        job.errored.connect(lambda exc: show_error(f"GlassBox: unexpected error: {exc}"))
+        job.errored.connect(lambda exc: error(f"unexpected error: {exc}"))
         job.finished.connect(self._on_finished)
         self._job = job
         job.start()
@@ -127,7 +135,7 @@ class JobWidget(Container):
             show_info("GlassBox: cancelled")
         else:
             self._status.value = "failed"
-            show_error(f"GlassBox: {str(exc).splitlines()[0]}")
+            error(str(exc).splitlines()[0])
 
     def _on_finished(self) -> None:
         self._run.enabled, self._cancel.enabled = True, False

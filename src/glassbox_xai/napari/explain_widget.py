@@ -4,9 +4,9 @@ layer and the attention coefficients, each pushed as an image layer aligned with
 import napari
 import numpy as np
 from magicgui.widgets import ComboBox, Select, create_widget
-from napari.utils.notifications import show_error
 
 from ..xai import METHODS
+from . import common
 from .common import JobWidget
 from .layers import TARGET_CHOICES, faithfulness_html, map_style, stack_gradcam
 from .segment_widget import checked_inputs
@@ -43,11 +43,11 @@ class ExplainWidget(JobWidget):
             rgb, truth = checked_inputs(self._image.value, self._truth.value)
             target = self._target_value(rgb.shape[:2], truth)
         except ValueError as exc:
-            show_error(f"GlassBox: {exc}")
+            common.error(exc)
             return None
         methods = tuple(self._methods.value)
         if not methods:
-            show_error("GlassBox: choose at least one method")
+            common.error("choose at least one method")
             return None
         return self._image.value, {"image": rgb, "methods": methods, "target": target, "truth": truth}
 

@@ -103,3 +103,20 @@ def faithfulness_html(numbers: dict[str, dict]) -> str:
     )
     return (f"<table><tr><th></th>{head}</tr>{rows}</table><p>Lower deletion and higher insertion areas mean a more "
             f"faithful map.</p><p><i>{DISCLAIMER}</i></p>")
+
+
+VARIANT_COLORS = {"dice": "#ff00cc", "balanced": "#ffd400", "recall": "#00c8ff"}
+EXTRA_COLORS = ("#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
+
+
+def comparison_html(names: list[str], results: list[dict]) -> str:
+    """Metric rows by model columns (macro metrics of one image), with each model's colour."""
+    colors = [VARIANT_COLORS.get(n, EXTRA_COLORS[i % len(EXTRA_COLORS)]) for i, n in enumerate(names)]
+    head = "".join(f"<th><font color='{c}'>{n}</font></th>" for n, c in zip(names, colors))
+    if not all("metrics" in r for r in results):
+        return f"<p>Outlines: {head}</p><p>Choose a ground truth layer to compare metrics.</p><p><i>{DISCLAIMER}</i></p>"
+    rows = "".join(
+        f"<tr><td>{label}</td>" + "".join(f"<td align='right'>{r['metrics'][key]:.4f}</td>" for r in results) + "</tr>"
+        for key, label in TABLE
+    )
+    return f"<table><tr><th></th>{head}</tr>{rows}</table><p><i>{DISCLAIMER}</i></p>"

@@ -4,9 +4,10 @@ in the model worker process, and push the prediction and probability layers."""
 import napari
 import numpy as np
 from magicgui.widgets import FloatSlider, create_widget
-from napari.utils.notifications import show_error, show_warning
+from napari.utils.notifications import show_warning
 
 from ..figures import DISCLAIMER
+from . import common
 from .common import BUNDLE_ON_DISK, JobWidget, worker_for  # noqa: F401  (re-exported for tests and scripts)
 from .layers import LESION_COLOR, image_for_model, metrics_html, prediction_name, probability_name, truth_for_image
 
@@ -39,7 +40,7 @@ class SegmentWidget(JobWidget):
         try:
             rgb, truth = checked_inputs(self._image.value, self._truth.value)
         except ValueError as exc:
-            show_error(f"GlassBox: {exc}")
+            common.error(exc)
             return None
         return self._image.value, {"image": rgb, "threshold": float(self._threshold.value), "truth": truth}
 

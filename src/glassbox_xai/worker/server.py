@@ -115,6 +115,17 @@ def op_segment(state: WorkerState, image: np.ndarray, bundle: str, threshold: fl
     return out
 
 
+def op_compare(state: WorkerState, image: np.ndarray, bundles: list[str], truth: np.ndarray | None = None) -> Generator[Progress, None, dict]:
+    """Segment one image with several bundles (each at its card's threshold)."""
+    results = []
+    for n, bundle in enumerate(bundles):
+        yield Progress(n, len(bundles), f"model {n + 1} of {len(bundles)}")
+        result = yield from op_segment(state, image, bundle, None, truth)
+        results.append(result)
+    yield Progress(len(bundles), len(bundles), "done")
+    return {"results": results, "device": state.device, "card": {"variant": "compare", "name": f"{len(bundles)} models"}}
+
+
 MAX_MAP_SIDE = 1024
 
 
@@ -155,4 +166,4 @@ def op_crash(state: WorkerState) -> Generator[Progress, None, dict]:
     os._exit(3)
 
 
-OPS: dict[str, Callable[..., Generator]] = {"info": op_info, "segment": op_segment, "explain": op_explain, "sleep": op_sleep, "crash": op_crash}
+OPS: dict[str, Callable[..., Generator]] = {"info": op_info, "segment": op_segment, "explain": op_explain, "compare": op_compare, "sleep": op_sleep, "crash": op_crash}
