@@ -49,23 +49,61 @@ def main(argv: list[str] | None = None) -> int:
     layer = viewer.add_image(image, name=args.image_id, rgb=True)
     gt = viewer.add_labels(truth.astype("uint8"), name=f"{args.image_id} ground truth", opacity=0.9)
     gt.contour = 2
-    _, widget = viewer.window.add_plugin_dock_widget("glassbox-xai", "Segment lesion")
-    if args.model:
-        widget._model.value = sw.BUNDLE_ON_DISK
-        widget._bundle.value = args.model
-    else:
-        widget._model.value = args.variant
-    widget._image.value, widget._truth.value = layer, gt
     app = QApplication.instance()
-    widget.run()
-    wait(app, lambda: widget._job is None and widget._run.enabled, 300)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def use(name: str):
+        dock, widget = viewer.window.add_plugin_dock_widget("glassbox-xai", name)
+        if hasattr(widget, "_model") and widget._uses_picker:
+            if args.model:
+                widget._model.value = sw.BUNDLE_ON_DISK
+                widget._bundle.value = args.model
+            else:
+                widget._model.value = args.variant
+        widget._image.value, widget._truth.value = layer, gt
+        return dock, widget
+
+    def press(widget, shot: str, prepare=None) -> None:
+        widget.run()
+        wait(app, lambda: widget._job is None and widget._run.enabled, 600)
+        if prepare:
+            prepare()
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.05)
+        path = args.out / shot
+        Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).save(path)
+        print(f"saved {path}")
+
+    dock, widget = use("Segment lesion")
+    press(widget, "segment.png")
+    viewer.window.remove_dock_widget(dock)
+
+    dock, widget = use("Explain segmentation")
+
+    def show_gradcam():
+        for other in viewer.layers:
+            other.visible = other.name in (args.image_id,) or "Grad-CAM" in other.name
+        viewer.dims.set_current_step(0, 3)
+
+    press(widget, "explain_gradcam.png", show_gradcam)
+
+    def show_ig():
+        for other in viewer.layers:
+            other.visible = other.name == args.image_id or "integrated gradients" in other.name or "ground truth" in other.name
+
+    show_ig()
     for _ in range(20):
         app.processEvents()
         time.sleep(0.05)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "segment.png"
-    Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).save(path)
-    print(f"saved {path}")
+    Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).save(args.out / "explain_ig.png")
+    print(f"saved {args.out / 'explain_ig.png'}")
+    viewer.window.remove_dock_widget(dock)
+
+    for other in viewer.layers:
+        other.visible = other.name in (args.image_id, gt.name)
+    dock, widget = use("Compare variants")
+    press(widget, "compare.png")
     viewer.close()
     return 0
 

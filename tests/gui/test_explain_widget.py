@@ -44,7 +44,8 @@ def test_explain_pushes_every_map_as_an_aligned_layer(make_napari_viewer, qtbot,
     stack = viewer.layers[f"{image_id} Grad-CAM by layer (custom)"]
     assert stack.data.ndim == 3 and len(stack.metadata["layers"]) == stack.data.shape[0]
     assert stack.metadata["layers"][0].startswith("encoder:") and stack.metadata["layers"][-1] == "output: output_logits"
-    assert "completeness error" in widget._info.value and "deletion auc" in widget._info.value
+    assert "IG error" in widget._info.value and "deletion" in widget._info.value
+    assert f"{widget.result['faithfulness']['ig']['completeness_error']:.3f}" in widget._info.value
     count = len(viewer.layers)
     run(qtbot, widget)
     assert len(viewer.layers) == count

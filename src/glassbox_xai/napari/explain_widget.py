@@ -35,6 +35,7 @@ class ExplainWidget(JobWidget):
         super().__init__(viewer, [self._image, self._truth, self._methods, self._target, self._drawn])
         self._target.changed.connect(lambda value: setattr(self._drawn, "visible", value == "drawn region"))
         self._drawn.visible = False
+        self._methods.native.setMaximumHeight(100)
         self._gradcam_names: list[str] = []
         viewer.dims.events.current_step.connect(self._show_layer_name)
 

@@ -96,13 +96,15 @@ def faithfulness_html(numbers: dict[str, dict]) -> str:
     if not numbers:
         return f"<i>{DISCLAIMER}</i>"
     keys = ("deletion_auc", "insertion_auc", "mass_inside_truth", "completeness_error")
-    head = "".join(f"<th>{k.replace('_', ' ')}</th>" for k in keys)
+    short = {"deletion_auc": "deletion", "insertion_auc": "insertion", "mass_inside_truth": "in truth", "completeness_error": "IG error"}
+    head = "".join(f"<th>{short[k]}</th>" for k in keys)
     rows = "".join(
         f"<tr><td>{method}</td>" + "".join(f"<td align='right'>{values[k]:.3f}</td>" if k in values else "<td></td>" for k in keys) + "</tr>"
         for method, values in numbers.items()
     )
-    return (f"<table><tr><th></th>{head}</tr>{rows}</table><p>Lower deletion and higher insertion areas mean a more "
-            f"faithful map.</p><p><i>{DISCLAIMER}</i></p>")
+    return (f"<table><tr><th></th>{head}</tr>{rows}</table><p>Areas under the deletion and insertion curves:<br>"
+            f"lower deletion and higher insertion mean a more faithful map.<br>In truth: share of attribution inside the "
+            f"ground truth.<br>IG error: integrated-gradients completeness error.</p><p><i>{DISCLAIMER}</i></p>")
 
 
 VARIANT_COLORS = {"dice": "#ff00cc", "balanced": "#ffd400", "recall": "#00c8ff"}
