@@ -82,6 +82,15 @@ def _parser() -> argparse.ArgumentParser:
     _model_args(explain)
     explain.set_defaults(func=cmd_explain)
 
+    tune = sub.add_parser("finetune", help="fine-tune a variant on a retraining set of expert corrections")
+    tune.add_argument("--set", type=Path, required=True, dest="set_dir", help="the retraining set folder")
+    tune.add_argument("--epochs", type=int, default=5)
+    tune.add_argument("--mix-original", type=Path, help="a folder of original image/mask pairs to mix in (against forgetting)")
+    tune.add_argument("--evaluate-on", type=Path, help="a held-out folder of images with masks: compare before and after")
+    tune.add_argument("-o", "--output", type=Path, help="where the new bundle goes (default: <set>/models)")
+    _model_args(tune)
+    tune.set_defaults(func=cmd_finetune)
+
     info = sub.add_parser("info", help="device, installed models and library versions")
     info.set_defaults(func=cmd_info)
     return parser
@@ -167,6 +176,36 @@ def cmd_explain(args: argparse.Namespace) -> int:
         summary = ", ".join(f"{k} {v:.1f}s" for k, v in panel.seconds.items())
         print(f"{sample.image.name}: {len(panel.maps)} map(s) in {folder} ({summary})")
     return _report_failures(failures)
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from .tf_import import import_tensorflow
+
+    parent = resolve_bundle(args.variant, args.model)
+    import_tensorflow()
+    from .evaluation import evaluate_model
+    from .hitl.finetune import FinetuneSettings, finetune
+    from .hitl.store import RetrainingSet
+    from .inference import Segmenter
+
+    store = RetrainingSet(args.set_dir)
+    out = args.output or args.set_dir / "models"
+    report = lambda epoch, total, logs: print(f"epoch {epoch}/{total}: loss {logs.get('loss', float('nan')):.4f}, held-out Dice {logs.get('val_dice', float('nan')):.4f}")  # noqa: E731
+    bundle, summary = finetune(parent, store, out, FinetuneSettings(epochs=args.epochs), original=args.mix_original, report=report)
+    print(f"new model bundle: {bundle} (parent {parent})")
+    if args.evaluate_on:
+        samples = discover(args.evaluate_on, require_masks=True)
+        rows = {}
+        for name, path in (("before", parent), ("after", bundle)):
+            failures: list = []
+            evaluation = _drive(evaluate_model(Segmenter.from_bundle(path, threshold=args.threshold), samples), f"evaluate {name}", failures)
+            rows[name] = evaluation.summary()
+        from .report import metric_table
+
+        print(metric_table(rows))
+        print(DISCLAIMER)
+    print(f"use it with: glassbox predict ... --model {bundle}")
+    return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
