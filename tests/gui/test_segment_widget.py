@@ -132,3 +132,20 @@ def test_cancel_stops_the_job(make_napari_viewer, qtbot, tiny_bundle, photo):
     qtbot.waitUntil(lambda: widget._job is None, timeout=10_000)
     assert widget._status.value == "cancelled" and widget.result is None
     assert f"{image_id} prediction (custom)" not in viewer.layers
+
+
+def test_preprocessing_preview_and_segment_on_the_copy(make_napari_viewer, qtbot, tiny_bundle, photo, errors):
+    image_id, image, _ = photo
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(image, name=image_id, rgb=True)
+    widget = open_widget(viewer, tiny_bundle)
+    widget._image.value = layer
+    widget._use_preprocess.value = True
+    widget._preprocess.set("gamma", 60)
+    widget._preprocess.set("clahe", 2.0)
+    widget._preview.clicked.emit()
+    preview = viewer.layers[f"{image_id} preprocessed"]
+    assert preview.data.shape == image.shape and not np.array_equal(preview.data, image)
+    assert np.array_equal(layer.data, image)  # the photograph itself is untouched
+    segment(qtbot, widget)
+    assert not errors and viewer.layers[f"{image_id} prediction (custom)"].data.shape == image.shape[:2]

@@ -3,13 +3,14 @@ in the model worker process, and push the prediction and probability layers."""
 
 import napari
 import numpy as np
-from magicgui.widgets import FloatSlider, create_widget
+from magicgui.widgets import CheckBox, FloatSlider, PushButton, create_widget
 from napari.utils.notifications import show_warning
 
 from ..figures import DISCLAIMER
 from . import common
 from .common import BUNDLE_ON_DISK, JobWidget, worker_for  # noqa: F401  (re-exported for tests and scripts)
 from .layers import LESION_COLOR, image_for_model, metrics_html, prediction_name, probability_name, truth_for_image
+from .preprocess import PreprocessPanel
 
 
 def checked_inputs(image_layer, truth_layer) -> tuple[np.ndarray, np.ndarray | None]:
@@ -33,12 +34,44 @@ class SegmentWidget(JobWidget):
         self._image = create_widget(annotation=napari.layers.Image, label="image")
         self._truth = create_widget(annotation=napari.layers.Labels, label="ground truth", options={"nullable": True})
         self._threshold = FloatSlider(label="threshold", min=0.05, max=0.95, step=0.01, value=0.5)
-        super().__init__(viewer, [self._image, self._truth, self._threshold])
+        self._use_preprocess = CheckBox(text="preprocess before segmenting", value=False)
+        self._preprocess = PreprocessPanel()
+        self._preview = PushButton(text="Preview preprocessing")
+        super().__init__(viewer, [self._image, self._truth, self._threshold, self._use_preprocess, self._preprocess, self._preview])
+        self._preprocess.visible = self._preview.visible = False
+        self._use_preprocess.changed.connect(self._toggle_preprocess)
+        self._preview.clicked.connect(self.preview)
         self._metrics = self._info
+
+    def _toggle_preprocess(self, on: bool) -> None:
+        self._preprocess.visible = self._preview.visible = on
+
+    def _prepared(self, rgb: np.ndarray) -> np.ndarray:
+        return self._preprocess.apply(rgb) if self._use_preprocess.value else rgb
+
+    def preview(self) -> None:
+        """Show the preprocessed copy of the image as a layer (the original is untouched)."""
+        try:
+            rgb, _ = checked_inputs(self._image.value, None)
+            shown = self._prepared(rgb)
+        except ValueError as exc:
+            common.error(exc)
+            return
+        layer = self._image.value
+        name = f"{layer.name} preprocessed"
+        if name in self._viewer.layers:
+            self._viewer.layers[name].data = shown
+        else:
+            self._viewer.add_image(shown, name=name, rgb=True, scale=tuple(layer.scale[-2:]), translate=tuple(layer.translate[-2:]))
 
     def request(self):
         try:
             rgb, truth = checked_inputs(self._image.value, self._truth.value)
+        except ValueError as exc:
+            common.error(exc)
+            return None
+        try:
+            rgb = self._prepared(rgb)
         except ValueError as exc:
             common.error(exc)
             return None
