@@ -95,9 +95,9 @@ def apply_result(viewer, image_layer, result: dict, variant: str) -> None:
     else:
         colormap = DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: LESION_COLOR})
         viewer.add_labels(mask, name=pred_name, opacity=0.45, colormap=colormap, **align)
+        viewer.layers.selection.active = viewer.layers[pred_name]  # ready to edit; not re-selected on updates
     if prob_name in viewer.layers:
         viewer.layers[prob_name].data = result["probabilities"]
     else:
         viewer.add_image(result["probabilities"], name=prob_name, colormap="magma", contrast_limits=(0.0, 1.0),
                          blending="additive", opacity=0.5, visible=False, **align)
-    viewer.layers.selection.active = viewer.layers[pred_name]
