@@ -220,7 +220,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     bundles = installed_bundles()
     print(f"installed models: {len(bundles) or 'none (train them with the recipes in training/)'}")
     for name, (path, card) in bundles.items():
-        print(f"  {name:<9} {card.summary()}  [{path}]")
+        print(f"  {card.summary()}  [{path}]")
     print("libraries:")
     for name in ("tensorflow", "keras", "numpy", "scikit-image", "opencv-python-headless", "albumentations", "napari", "npe2"):
         try:

@@ -78,7 +78,8 @@ class ModelCard:
         metrics = ", ".join(
             f"{k} {v:.4f}" for k, v in self.validation_metrics.items() if k in ("dice", "jaccard", "threshold_jaccard", "sensitivity")
         )
-        return f"{self.variant:<9} {self.name or '-':<24} {metrics or 'no validation metrics'}"
+        label = self.variant if self.name in ("", self.variant) else f"{self.variant} ({self.name})"
+        return f"{label:<12} {metrics or 'no validation metrics'}"
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
