@@ -50,7 +50,14 @@ class Explainer:
         self.model = model
         self.size = int(model.input_shape[1])
         self.threshold = float(threshold)
-        self._gradient_fn = self.tf.function(self._gradient_graph, reduce_retracing=True)
+        tf = self.tf
+        signature = [tf.TensorSpec([None, self.size, self.size, 3], tf.float32), tf.TensorSpec([self.size, self.size], tf.float32),
+                     tf.TensorSpec([], tf.float32)]
+        # One graph per output kind, for any batch size: retracing costs about a second each time.
+        self._gradient_fns = {
+            flag: tf.function(lambda x, w, s, flag=flag: self._gradient_graph(x, w, s, flag), input_signature=signature)
+            for flag in (False, True)
+        }
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """A photograph as a (1, S, S, 3) model input."""
@@ -92,7 +99,7 @@ class Explainer:
         if output not in ("logits", "sigmoid"):
             raise ValueError(f"output must be 'logits' or 'sigmoid', got {output!r}")
         x = self.tf.convert_to_tensor(np.asarray(xs, dtype=np.float32))
-        score, grads = self._gradient_fn(x, self.tf.constant(target.weights), self.tf.constant(target.sign), output == "sigmoid")
+        score, grads = self._gradient_fns[output == "sigmoid"](x, self.tf.constant(target.weights), self.tf.constant(target.sign, dtype=self.tf.float32))
         return score.numpy(), grads.numpy()
 
     def _gradient_graph(self, x, weights, sign, sigmoid: bool):

@@ -89,7 +89,7 @@ def explain(segmenter: Segmenter, image: np.ndarray, methods=METHODS, target="pr
 
 
 def _faithfulness(explainer: Explainer, x, model_map: np.ndarray, target, native_map: np.ndarray, truth) -> dict:
-    curves = deletion_insertion(explainer, x, model_map, target)
+    curves = deletion_insertion(explainer, x, model_map, target, steps=10)
     out = {"deletion_auc": curves.deletion_auc, "insertion_auc": curves.insertion_auc}
     if truth is not None:
         out["mass_inside_truth"] = mass_inside(native_map, truth)
