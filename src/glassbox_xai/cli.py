@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Callable, Generator, Sequence
+from typing import Generator, Sequence
 
 from . import __version__
 from .data.io import ImageReadError, MaskError
@@ -149,7 +149,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from .data.io import read_image, read_mask
-    from .inference import run_to_end
     from .xai.explain_files import write_panel
     from .xai.panel import METHODS, explain
 

@@ -11,6 +11,17 @@ from .metrics import Confusion
 DISCLAIMER = "Research use only; not a medical device."
 
 
+def save_figure(fig, path: str | Path) -> Path:
+    """Save a matplotlib figure as PNG (creating its folder) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def confusion_figure(confusion: Confusion, path: str | Path, title: str = "Pooled confusion matrix") -> Path:
     """Save a 2x2 confusion matrix with pixel counts and row rates as a PNG."""
     import matplotlib
@@ -33,8 +44,4 @@ def confusion_figure(confusion: Confusion, path: str | Path, title: str = "Poole
     ax.set_title(title, fontsize=11)
     fig.text(0.5, 0.01, DISCLAIMER, ha="center", fontsize=7, color="0.4")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

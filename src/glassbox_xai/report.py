@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .figures import DISCLAIMER, confusion_figure
+from .figures import DISCLAIMER, confusion_figure, save_figure
 from .metrics import METRICS, Evaluation
 
 TABLE_METRICS = ("dice", "jaccard", "threshold_jaccard", "precision", "sensitivity", "specificity", "accuracy", "f1")
@@ -67,11 +67,7 @@ def overlay_sheet(panels: list[tuple[np.ndarray, np.ndarray, np.ndarray, str]], 
     fig.suptitle(f"{title}   (green: expert mask, magenta dashed: model)", fontsize=10)
     fig.text(0.5, 0.005, DISCLAIMER, ha="center", fontsize=7, color="0.4")
     fig.tight_layout(rect=(0, 0.02, 1, 0.97))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _outline(ax, mask: np.ndarray, color: str, linestyle: str) -> None:
@@ -100,11 +96,7 @@ def training_curves(log_rows: list[dict[str, float]], path: str | Path, title: s
     right.legend(loc="lower right")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_report(

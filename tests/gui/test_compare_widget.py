@@ -6,7 +6,6 @@ import numpy as np
 
 from glassbox_xai.metrics import Confusion, scores
 from glassbox_xai.napari import common
-from test_segment_widget import photo, tiny_bundle  # noqa: F401  (fixtures)
 
 
 def test_compare_outlines_and_metrics(make_napari_viewer, qtbot, tiny_bundle, photo, monkeypatch):

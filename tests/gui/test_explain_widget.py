@@ -3,17 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from glassbox_xai.napari import common
-from test_segment_widget import photo, tiny_bundle  # noqa: F401  (fixtures)
-
-
-@pytest.fixture
-def errors(monkeypatch):
-    seen: list[str] = []
-    monkeypatch.setattr(common, "show_error", seen.append)
-    return seen
 
 
 def run(qtbot, widget):

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
 from PIL import Image
 
 from glassbox_xai.data.synthetic import synthetic_lesion

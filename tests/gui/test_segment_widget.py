@@ -2,50 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from data_paths import ISIC_IMAGES, ISIC_MASKS, split_ids
-from glassbox_xai.data.io import read_image, read_mask
 from glassbox_xai.metrics import Confusion, scores
-from glassbox_xai.napari import common
 from glassbox_xai.napari import segment_widget as sw
-
-BUILD = """
-import sys, keras
-from glassbox_xai.model.attention_unet import build_attention_unet
-from glassbox_xai.model.bundle import save_bundle
-from glassbox_xai.model.card import ModelCard
-from glassbox_xai.model.config import ModelConfig
-keras.utils.set_random_seed(0)
-config = ModelConfig(input_size=32, base_filters=4, depth=2)
-save_bundle(build_attention_unet(config), config, ModelCard(variant="custom", loss="none", name="tiny-untrained"), sys.argv[1])
-"""
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory):
-    """A tiny untrained bundle, built in a subprocess: this process must never load TensorFlow."""
-    path = tmp_path_factory.mktemp("bundles") / "tiny"
-    subprocess.run([sys.executable, "-c", BUILD, str(path)], check=True, capture_output=True, timeout=300)
-    return path
-
-
-@pytest.fixture
-def errors(monkeypatch):
-    seen: list[str] = []
-    monkeypatch.setattr(common, "show_error", seen.append)
-    return seen
-
-
-@pytest.fixture
-def photo():
-    image_id = split_ids("dev_val")[0]
-    return image_id, read_image(ISIC_IMAGES / f"{image_id}.jpg"), read_mask(ISIC_MASKS / f"{image_id}_segmentation.png")
-
 
 def open_widget(viewer, bundle):
     _, widget = viewer.window.add_plugin_dock_widget("glassbox-xai", "Segment lesion")

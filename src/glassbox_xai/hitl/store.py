@@ -32,6 +32,7 @@ import numpy as np
 
 from ..data.io import MaskError, write_mask
 from ..metrics import Confusion, scores
+from ..model.card import sha256_file
 
 FORMAT = "glassbox-xai-retraining-set/1"
 
@@ -106,7 +107,7 @@ class RetrainingSet:
                 self._archive(image_id, previous["version"])
             write_mask(self.root / sidecar["prediction"], predicted)
             write_mask(self.root / sidecar["mask"], corrected)
-            sidecar["mask_sha256"] = _sha256(self.root / sidecar["mask"])
+            sidecar["mask_sha256"] = sha256_file(self.root / sidecar["mask"])
             _write_json(self.root / "sidecars" / f"{image_id}.json", sidecar)
             self.rebuild_manifest()
         except OSError as exc:
@@ -137,14 +138,14 @@ class RetrainingSet:
         """Ids whose mask on disk is not the one their sidecar records (an interrupted
         save: the sidecar is written last; the previous version is in history/)."""
         return [side_id for side_id, item in self.rebuild_manifest()["items"].items()
-                if not (self.root / item["mask"]).is_file() or _sha256(self.root / item["mask"]) != item["mask_sha256"]]
+                if not (self.root / item["mask"]).is_file() or sha256_file(self.root / item["mask"]) != item["mask_sha256"]]
 
     def _image_entry(self, image_path: Path) -> dict[str, str]:
-        digest = _sha256(image_path)
+        digest = sha256_file(image_path)
         if not self.copy_images:
             return {"path": str(image_path.resolve()), "sha256": digest}
         target = self.root / "images" / image_path.name
-        if not target.is_file() or _sha256(target) != digest:
+        if not target.is_file() or sha256_file(target) != digest:
             tmp = target.with_name(f".{target.name}.tmp")
             shutil.copyfile(image_path, tmp)
             os.replace(tmp, target)
@@ -158,14 +159,6 @@ class RetrainingSet:
             source = self.root / rel
             if source.is_file():
                 shutil.copyfile(source, folder / f"v{version}_{name}")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_json(path: Path, data: dict) -> None:

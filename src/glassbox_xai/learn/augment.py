@@ -185,8 +185,6 @@ def alignment_sheet(image: np.ndarray, mask: np.ndarray, pipeline: A.Compose, pa
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    from ..figures import save_figure
+
+    return save_figure(fig, path)

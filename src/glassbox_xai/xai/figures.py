@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..figures import DISCLAIMER
+from ..figures import DISCLAIMER, save_figure
 
 DIVERGING = ("integrated gradients",)
 UNIT_RANGE = ("confidence", "superpixel confidence")  # and every attention map: values in [0, 1]
@@ -74,8 +74,4 @@ def stage_sheet(image: np.ndarray, maps: dict[str, np.ndarray], stage: str, path
 
 
 def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    _plt().close(fig)
-    return path
+    return save_figure(fig, path)
