@@ -11,6 +11,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -122,10 +123,17 @@ def write_mask(path: str | Path, mask: np.ndarray) -> Path:
     if mask.ndim != 2:
         raise MaskError(f"cannot write {path}: expected a 2-D mask, got shape {mask.shape}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    image = Image.fromarray(np.where(mask > 0, 255, 0).astype(np.uint8), mode="L")
+    return atomic_write(path, lambda stream: image.save(stream, format="PNG"))
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Write a file through ``write(stream)`` into a temporary file beside ``path``, then
+    rename it into place: a crash or a full disk never leaves a half-written ``path``."""
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
-            Image.fromarray(np.where(mask > 0, 255, 0).astype(np.uint8), mode="L").save(stream, format="PNG")
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp, path)

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.io import MaskError, write_mask
+from ..data.io import MaskError, atomic_write, write_mask
 from ..metrics import Confusion, scores
 from ..model.card import sha256_file
 
@@ -162,13 +162,4 @@ class RetrainingSet:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(data, stream, indent=2)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda stream: stream.write(json.dumps(data, indent=2).encode("utf-8")))

@@ -36,11 +36,7 @@ class CompareWidget(JobWidget):
         return chosen
 
     def request(self):
-        try:
-            rgb, truth = checked_inputs(self._image.value, self._truth.value)
-        except ValueError as exc:
-            common.error(exc)
-            return None
+        rgb, truth = checked_inputs(self._image.value, self._truth.value)  # ValueError: JobWidget.run tells the user
         bundles = self._bundles()
         if len(bundles) < 1:
             common.error("choose at least one variant, or a bundle folder, to compare")

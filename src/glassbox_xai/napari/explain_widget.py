@@ -40,12 +40,8 @@ class ExplainWidget(JobWidget):
         viewer.dims.events.current_step.connect(self._show_layer_name)
 
     def request(self):
-        try:
-            rgb, truth = checked_inputs(self._image.value, self._truth.value)
-            target = self._target_value(rgb.shape[:2], truth)
-        except ValueError as exc:
-            common.error(exc)
-            return None
+        rgb, truth = checked_inputs(self._image.value, self._truth.value)  # ValueError: JobWidget.run tells the user
+        target = self._target_value(rgb.shape[:2], truth)
         methods = tuple(self._methods.value)
         if not methods:
             common.error("choose at least one method")

@@ -65,16 +65,8 @@ class SegmentWidget(JobWidget):
             self._viewer.add_image(shown, name=name, rgb=True, scale=tuple(layer.scale[-2:]), translate=tuple(layer.translate[-2:]))
 
     def request(self):
-        try:
-            rgb, truth = checked_inputs(self._image.value, self._truth.value)
-        except ValueError as exc:
-            common.error(exc)
-            return None
-        try:
-            rgb = self._prepared(rgb)
-        except ValueError as exc:
-            common.error(exc)
-            return None
+        rgb, truth = checked_inputs(self._image.value, self._truth.value)  # ValueError: JobWidget.run tells the user
+        rgb = self._prepared(rgb)
         return self._image.value, {"image": rgb, "threshold": float(self._threshold.value), "truth": truth}
 
     def show_result(self, layer, result: dict) -> None:
