@@ -35,3 +35,11 @@ def pytest_collection_modifyitems(config, items):
             "(TensorFlow and a napari viewer crash in one process under Mesa GL): run "
             "`pytest tests/core` and `pytest tests/gui`, or scripts/test.sh"
         )
+
+
+@pytest.fixture(autouse=True)
+def glassbox_home(tmp_path, monkeypatch):
+    """Model versions and default retraining sets of each test go to its own folder, never the user's."""
+    home = tmp_path / "glassbox-home"
+    monkeypatch.setenv("GLASSBOX_HOME", str(home))
+    return home

@@ -108,7 +108,7 @@ class RetrainingSet:
             write_mask(self.root / sidecar["prediction"], predicted)
             write_mask(self.root / sidecar["mask"], corrected)
             sidecar["mask_sha256"] = sha256_file(self.root / sidecar["mask"])
-            _write_json(self.root / "sidecars" / f"{image_id}.json", sidecar)
+            write_json(self.root / "sidecars" / f"{image_id}.json", sidecar)
             self.rebuild_manifest()
         except OSError as exc:
             raise StoreError(f"could not save the correction of {image_path.name} in {self.root}: {exc.strerror or exc}; "
@@ -131,7 +131,7 @@ class RetrainingSet:
             items[side["id"]] = {"version": side["version"], "mask": side["mask"], "mask_sha256": side.get("mask_sha256"),
                                  "image": side["image"], "annotator": side["annotator"], "saved": side["saved"]}
         manifest = {"format": FORMAT, "items": items, "sha256": hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()}
-        _write_json(self.root / "manifest.json", manifest)
+        write_json(self.root / "manifest.json", manifest)
         return manifest
 
     def check(self) -> list[str]:
@@ -161,5 +161,5 @@ class RetrainingSet:
                 shutil.copyfile(source, folder / f"v{version}_{name}")
 
 
-def _write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict) -> None:
     atomic_write(path, lambda stream: stream.write(json.dumps(data, indent=2).encode("utf-8")))

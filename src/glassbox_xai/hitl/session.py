@@ -1,0 +1,206 @@
+"""A review session: one pass of an annotator over a folder of photographs.
+
+The session remembers, in ``<set>/review/session.json`` (written atomically on
+every change), the folder, the order (folder order or most uncertain first,
+with the scores), the position, the annotator and the seconds spent per image;
+opening the same folder with the same retraining set again resumes exactly
+there, after napari was closed or crashed. Edits not yet accepted are kept as
+drafts in ``<set>/review/drafts/`` so they survive a crash too.
+
+Pure Python and numpy: no napari, no Qt, no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.io import MaskError, read_image, read_mask, write_mask
+from ..data.layout import Sample, discover
+from .store import RetrainingSet, write_json
+
+SESSION_FILE = "session.json"
+
+
+class ReviewSession:
+    """Where an annotator is in a folder, what is corrected, and the order to review in."""
+
+    def __init__(self, folder: str | Path, store: RetrainingSet, annotator: str = "") -> None:
+        self.folder = Path(folder).resolve()
+        self.samples = {s.id: s for s in discover(self.folder)}  # NoImagesError: says what was expected
+        self.store = store
+        self.review_dir = store.root / "review"
+        (self.review_dir / "drafts").mkdir(parents=True, exist_ok=True)
+        self.order: list[str] = list(self.samples)
+        self.scores: dict[str, float] = {}
+        self.ordered_by = "folder"
+        self.position = 0
+        self.seconds: dict[str, float] = {}
+        self.annotator = annotator
+        self._shown_at: float | None = None
+        self.resumed = self._load()
+        if annotator:
+            self.annotator = annotator
+        self._save()
+
+    # -- where we are ---------------------------------------------------------
+    @property
+    def total(self) -> int:
+        return len(self.order)
+
+    @property
+    def current(self) -> Sample:
+        return self.samples[self.order[self.position]]
+
+    def corrected(self, image_id: str) -> bool:
+        return self.store.sidecar(image_id) is not None
+
+    @property
+    def done(self) -> int:
+        return sum(self.corrected(i) for i in self.order)
+
+    def status(self) -> str:
+        """``image 3 of 40 · 12 corrected``, as the widget shows it."""
+        return f"image {self.position + 1} of {self.total} · {self.done} corrected"
+
+    def label(self, image_id: str) -> str:
+        """One line per image for the jump list: id, uncertainty, state."""
+        parts = [image_id]
+        if image_id in self.scores:
+            parts.append(f"uncertainty {self.scores[image_id]:.3f}")
+        if self.corrected(image_id):
+            parts.append("✓ corrected")
+        elif self.draft_path(image_id).is_file():
+            parts.append("draft")
+        return " · ".join(parts)
+
+    # -- moving ---------------------------------------------------------------
+    def go(self, index: int) -> Sample:
+        if not 0 <= index < self.total:
+            raise IndexError(f"image {index + 1} does not exist; the folder has {self.total} images")
+        self._stop_clock()
+        self.position = index
+        self._save()
+        return self.current
+
+    def next(self, skip_corrected: bool = True) -> Sample | None:
+        """The next image (the next not yet corrected, with ``skip_corrected``); ``None`` at the end."""
+        for index in range(self.position + 1, self.total):
+            if not (skip_corrected and self.corrected(self.order[index])):
+                return self.go(index)
+        return None
+
+    def previous(self) -> Sample | None:
+        return self.go(self.position - 1) if self.position > 0 else None
+
+    def first_open(self) -> Sample:
+        """The first image not yet corrected (the last one when all are)."""
+        for index, image_id in enumerate(self.order):
+            if not self.corrected(image_id):
+                return self.go(index)
+        return self.go(self.total - 1)
+
+    def set_order(self, ranked: list[tuple[str, float]]) -> None:
+        """Review most uncertain first: ``ranked`` is (id, score) pairs, most uncertain first."""
+        unknown = [i for i, _ in ranked if i not in self.samples]
+        if unknown:
+            raise ValueError(f"{len(unknown)} ranked id(s) are not in {self.folder}, e.g. {unknown[0]}")
+        self.scores = {i: float(s) for i, s in ranked}
+        ranked_ids = [i for i, _ in ranked]
+        self.order = ranked_ids + [i for i in self.samples if i not in self.scores]
+        self.ordered_by = "uncertainty"
+        self.first_open()
+
+    # -- time -----------------------------------------------------------------
+    def start_clock(self) -> None:
+        """Start timing the current image (when it is shown)."""
+        self._shown_at = time.monotonic()
+
+    def _stop_clock(self) -> None:
+        if self._shown_at is not None and self.order:
+            image_id = self.order[self.position]
+            self.seconds[image_id] = self.seconds.get(image_id, 0.0) + time.monotonic() - self._shown_at
+        self._shown_at = None
+
+    def seconds_on(self, image_id: str) -> float:
+        running = time.monotonic() - self._shown_at if self._shown_at is not None and self.order[self.position] == image_id else 0.0
+        return self.seconds.get(image_id, 0.0) + running
+
+    # -- drafts and accepting -------------------------------------------------
+    def draft_path(self, image_id: str) -> Path:
+        return self.review_dir / "drafts" / f"{image_id}_draft.png"
+
+    def save_draft(self, image_id: str, mask: np.ndarray, predicted: np.ndarray) -> None:
+        """Keep unaccepted edits (and the prediction they started from) on disk."""
+        write_mask(self.review_dir / "drafts" / f"{image_id}_predicted.png", predicted)
+        write_mask(self.draft_path(image_id), mask)
+
+    def draft(self, image_id: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+        """(edited mask, original prediction) of an unaccepted draft, or ``None``."""
+        try:
+            if self.draft_path(image_id).is_file():
+                return (read_mask(self.draft_path(image_id), expected_shape=shape),
+                        read_mask(self.review_dir / "drafts" / f"{image_id}_predicted.png", expected_shape=shape))
+        except (MaskError, OSError):
+            return None
+        return None
+
+    def accept(self, corrected: np.ndarray, predicted: np.ndarray, provenance: dict[str, Any],
+               image_shape: tuple[int, int] | None = None) -> dict[str, Any]:
+        """Save the current image's correction in the retraining set; return its sidecar.
+
+        ``image_shape`` is the photograph's (rows, cols), read from the file when not given.
+
+        Raises:
+            MaskError: a mask's size differs from the photograph's.
+            StoreError: the save failed (disk full, unwritable); nothing is lost.
+        """
+        sample = self.current
+        provenance = {**provenance, "annotator": self.annotator, "seconds": round(self.seconds_on(sample.id), 1)}
+        shape = tuple(image_shape) if image_shape is not None else read_image(sample.image).shape[:2]
+        sidecar = self.store.save(sample.image, shape, corrected, predicted, provenance)
+        for path in (self.draft_path(sample.id), self.review_dir / "drafts" / f"{sample.id}_predicted.png"):
+            path.unlink(missing_ok=True)
+        self._save()
+        return sidecar
+
+    # -- persistence ----------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.review_dir / SESSION_FILE
+
+    def _load(self) -> bool:
+        if not self.state_path.is_file():
+            return False
+        try:
+            state = json.loads(self.state_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return False  # a damaged state file: start over in folder order (corrections are safe in the set)
+        if state.get("folder") != str(self.folder):
+            return False
+        kept = [i for i in state.get("order", []) if i in self.samples]
+        self.order = kept + [i for i in self.samples if i not in kept]
+        self.scores = {i: s for i, s in state.get("scores", {}).items() if i in self.samples}
+        self.ordered_by = state.get("ordered_by", "folder")
+        self.seconds = dict(state.get("seconds", {}))
+        self.annotator = state.get("annotator", "")
+        current = state.get("current")
+        self.position = self.order.index(current) if current in self.samples else 0
+        return True
+
+    def _save(self) -> None:
+        write_json(self.state_path, {
+            "folder": str(self.folder),
+            "order": self.order,
+            "ordered_by": self.ordered_by,
+            "scores": self.scores,
+            "current": self.order[self.position] if self.order else None,
+            "annotator": self.annotator,
+            "seconds": {k: round(v, 1) for k, v in self.seconds.items()},
+            "updated": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        })
