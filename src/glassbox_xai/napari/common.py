@@ -9,11 +9,13 @@ from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
 
 from ..figures import DISCLAIMER
-from ..model.registry import VARIANT_NAMES, NoTrainedModelError, installed_bundles, resolve_bundle
+from ..model import versions
+from ..model.registry import NoTrainedModelError
 from ..worker.client import JobCancelled, ModelWorker, WorkerError
 
 BUNDLE_ON_DISK = "bundle on disk…"
 _workers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_widgets: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def error(message) -> None:
@@ -28,10 +30,14 @@ def worker_for(viewer) -> ModelWorker:
     return _workers[viewer]
 
 
-def model_choices() -> list[str]:
-    """Installed variants first, then the option to pick a bundle folder."""
-    installed = installed_bundles()
-    return [v for v in VARIANT_NAMES if v in installed] + [BUNDLE_ON_DISK]
+def job_widgets(viewer) -> list["JobWidget"]:
+    """The GlassBox widgets open in ``viewer``."""
+    return list(_widgets.get(viewer, ()))
+
+
+def model_choices(_widget=None) -> list[str]:
+    """Shipped variants, then fine-tuned versions, then the option to pick a bundle folder."""
+    return versions.model_names() + [BUNDLE_ON_DISK]
 
 
 @thread_worker
@@ -60,7 +66,8 @@ class JobWidget(Container):
         super().__init__(labels=True)
         self._uses_picker = model_picker
         self._viewer = viewer
-        self._model = ComboBox(label="model", choices=model_choices())
+        self._model = ComboBox(label="model", choices=model_choices)
+        self._model.value = versions.active() or self._model.value
         self._bundle = FileEdit(label="bundle folder", mode="d", visible=self._model.value == BUNDLE_ON_DISK)
         self._run = PushButton(text=self.run_text)
         self._cancel = PushButton(text="Cancel", enabled=False)
@@ -75,6 +82,7 @@ class JobWidget(Container):
         self._job = None
         self.result: dict | None = None
         self.native.setMaximumWidth(440)
+        _widgets.setdefault(viewer, weakref.WeakSet()).add(self)
 
     def bundle_path(self) -> Path:
         """The bundle folder the current model choice points to."""
@@ -82,7 +90,7 @@ class JobWidget(Container):
             if str(self._bundle.value) in ("", "."):
                 raise NoTrainedModelError("choose a model bundle folder (it holds model.keras, config.json and card.json)")
             return Path(self._bundle.value)
-        return resolve_bundle(self._model.value)
+        return versions.bundle_for(self._model.value)
 
     def request(self) -> tuple[object, dict] | None:
         """(context, job kwargs) for the worker, or None after a notification."""

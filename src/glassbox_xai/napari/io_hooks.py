@@ -9,14 +9,40 @@ from typing import Any, Callable
 import numpy as np
 
 from ..data.io import IMAGE_EXTENSIONS, ImageReadError, MaskError, read_image, read_mask, write_mask
-from ..data.layout import MASK_SUFFIX, mask_name
+from ..data.layout import MASK_SUFFIX, NoImagesError, discover, mask_name
 
 
 def get_reader(path: str | list[str]) -> Callable | None:
-    """A reader for dermoscopy photographs; ``None`` for masks and other files."""
+    """A reader for dermoscopy photographs, or for a folder of them (opened in the
+    Review widget, image by image); ``None`` for masks and other files."""
     if isinstance(path, list):
         return None if any(_not_photo(p) for p in path) else read_photos
+    if Path(path).is_dir():
+        return read_folder if _holds_photos(path) else None
     return None if _not_photo(path) else read_photos
+
+
+def _holds_photos(folder: str) -> bool:
+    try:
+        discover(folder)
+    except (NoImagesError, OSError):
+        return False
+    return True
+
+
+def read_folder(path: str | list[str]) -> list[tuple]:
+    """Open a folder (ISIC layout or flat) as a browsable set: the Review widget docks
+    with it, shows image 1 of N (or where the last session stopped) and its mask, and
+    adds the layers itself; the reader itself adds none."""
+    import napari
+
+    viewer = napari.current_viewer()
+    if viewer is None:
+        raise NoImagesError(f"open {path} from a napari window to browse it")
+    folder = path[0] if isinstance(path, list) else path
+    _, widget = viewer.window.add_plugin_dock_widget("glassbox-xai", "Review and correct")
+    widget.open_folder(folder)
+    return [(None,)]
 
 
 def _not_photo(path: str) -> bool:

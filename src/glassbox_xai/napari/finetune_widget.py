@@ -1,0 +1,79 @@
+"""The Fine-tune dock widget: train a new model version on a retraining set in the
+worker process, compare it with its parent on a held-out folder, and choose the
+active model (older versions stay available)."""
+
+from __future__ import annotations
+
+import napari
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, SpinBox
+from napari.utils.notifications import show_info
+
+from ..model import versions
+from ..model.card import BundleError
+from ..model.registry import NoTrainedModelError
+from . import common
+from .common import JobWidget
+from .layers import before_after_html
+
+
+class FinetuneWidget(JobWidget):
+    """Fine-tune the chosen model on expert corrections; pick which version is active."""
+
+    op = "finetune"
+    run_text = "Fine-tune"
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        self._set_dir = FileEdit(label="retraining set", mode="d")
+        self._epochs = SpinBox(label="epochs", min=1, max=200, value=5)
+        self._original = FileEdit(label="mix in originals (optional)", mode="d")
+        self._held_out = FileEdit(label="held-out folder (optional)", mode="d")
+        self._active = ComboBox(label="active model", choices=lambda _w: versions.model_names())
+        self._activate = PushButton(text="Make active")
+        self._active_now = Label(label="", value="")
+        active_row = Container(widgets=[self._active, self._activate], layout="horizontal", labels=False)
+        super().__init__(viewer, [self._set_dir, self._epochs, self._original, self._held_out])
+        self.insert(len(self) - 1, active_row)
+        self.insert(len(self) - 1, self._active_now)
+        self._activate.clicked.connect(lambda: self.make_active(self._active.value))
+        self._show_active()
+
+    @staticmethod
+    def _chosen(edit: FileEdit) -> str | None:
+        return None if str(edit.value) in ("", ".") else str(edit.value)
+
+    def request(self):
+        set_dir = self._chosen(self._set_dir)
+        if set_dir is None:
+            raise ValueError("choose the retraining set folder (the one the Review widget saves corrections into)")
+        return None, {"set_dir": set_dir, "epochs": int(self._epochs.value), "original": self._chosen(self._original),
+                      "held_out": self._chosen(self._held_out)}
+
+    def show_result(self, _context, result: dict) -> None:
+        try:
+            name = versions.register(result["bundle"])
+        except (BundleError, OSError, ValueError) as exc:
+            common.error(f"the new model is at {result['bundle']} but could not be listed as a version: {exc}")
+            return
+        self._active.reset_choices()
+        self._active.value = name
+        self._status.value = f"new version {name} ({result['epochs_run']} epochs, corrections Dice {result['best_val_dice'] or 0:.3f})"
+        self._info.value = before_after_html(result.get("comparison")) + "<p>Make it active to use it in every widget.</p>"
+        show_info(f"GlassBox: fine-tuned version {name} is ready; the parent stays available")
+
+    def make_active(self, name: str) -> None:
+        """Make ``name`` the model every GlassBox widget of this viewer uses by default."""
+        try:
+            versions.set_active(name)
+        except (NoTrainedModelError, BundleError, OSError) as exc:
+            common.error(exc)
+            return
+        for widget in common.job_widgets(self._viewer):
+            if widget._uses_picker:
+                widget._model.reset_choices()
+                widget._model.value = name
+        self._show_active()
+        show_info(f"GlassBox: {name} is now the active model")
+
+    def _show_active(self) -> None:
+        self._active_now.value = f"active: <b>{versions.active() or 'dice (default)'}</b>"
+

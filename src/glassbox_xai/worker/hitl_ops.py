@@ -1,0 +1,99 @@
+"""Worker operations of the human-in-the-loop widgets: rank a folder by uncertainty,
+fine-tune a model on a retraining set (with before/after evaluation).
+
+They run in the model worker process (TensorFlow lives there), as generators of
+:class:`~glassbox_xai.inference.Progress` like every worker op.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+from typing import Generator
+
+from ..inference import Progress
+
+
+class _Stop(Exception):
+    """Raised inside Keras' fit (from the epoch callback) when the job is cancelled."""
+
+
+def op_rank(state, bundle: str, folder: str, passes: int = 8) -> Generator[Progress, None, dict]:
+    """Score every image of ``folder`` by boundary and Monte Carlo dropout uncertainty, most uncertain first."""
+    from ..data.layout import discover
+    from ..hitl.uncertainty import rank_by_uncertainty
+
+    segmenter = state.segmenter(bundle)
+    ranked = yield from rank_by_uncertainty(segmenter, discover(folder), passes)
+    return {"ranked": [{"id": r.id, "boundary": r.boundary, "mc_dropout": r.mc_dropout, "score": r.score} for r in ranked],
+            "device": segmenter.device, "card": {"variant": segmenter.bundle.card.variant, "name": segmenter.bundle.card.name}}
+
+
+def op_finetune(state, bundle: str, set_dir: str, epochs: int = 5, original: str | None = None,
+                held_out: str | None = None) -> Generator[Progress, None, dict]:
+    """Fine-tune ``bundle`` on the retraining set at ``set_dir`` into ``<set>/models``; with
+    ``held_out`` (a folder with masks), evaluate the parent and the new model on it."""
+    from ..data.layout import discover
+    from ..hitl.finetune import FinetuneSettings, finetune
+    from ..hitl.store import RetrainingSet
+
+    store = RetrainingSet(set_dir)
+    held = discover(held_out, require_masks=True) if held_out else []  # fail before training, not after
+    steps = epochs + 2 * bool(held)
+    yield Progress(0, steps, "loading the corrections")
+    messages: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def report(epoch: int, total: int, logs: dict) -> None:
+        messages.put(Progress(epoch, steps, f"epoch {epoch}/{total}: held-out corrections Dice {logs.get('val_dice', float('nan')):.3f}"))
+        if stop.is_set():
+            raise _Stop
+
+    def train() -> None:
+        try:
+            messages.put(("done", finetune(bundle, store, Path(set_dir) / "models", FinetuneSettings(epochs=epochs), original=original, report=report)))
+        except BaseException as exc:  # handed to the generator, which re-raises it
+            messages.put(("failed", exc))
+
+    thread = threading.Thread(target=train, name="glassbox-finetune", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = messages.get()
+            if isinstance(item, Progress):
+                yield item
+                continue
+            if item[0] == "failed":
+                raise item[1]
+            new_bundle, summary = item[1]
+            break
+    finally:  # cancelled (generator closed) or failed: let the training thread end at its next epoch
+        stop.set()
+    result = {"bundle": str(new_bundle), "best_val_dice": summary["best_val_dice"], "epochs_run": summary["epochs_run"],
+              "device": state.device or "CPU", "card": {"variant": "finetuned", "name": Path(new_bundle).parent.name}}
+    if held:
+        result["comparison"] = {}
+        for n, (name, path) in enumerate((("before", bundle), ("after", str(new_bundle)))):
+            yield Progress(epochs + n, steps, f"evaluating {name} fine-tuning on {len(held)} held-out images")
+            result["comparison"][name] = yield from _evaluate(state, path, held)
+    yield Progress(steps, steps, "done")
+    return result
+
+
+def _evaluate(state, bundle: str, samples) -> Generator[Progress, None, dict]:
+    from ..evaluation import evaluate_model
+    from ..inference import Failure
+
+    job = evaluate_model(state.segmenter(bundle), samples)
+    while True:
+        try:
+            item = next(job)
+        except StopIteration as stop:
+            evaluation = stop.value
+            break
+        if isinstance(item, Progress):
+            yield item
+        elif isinstance(item, Failure):
+            continue  # unreadable held-out image: left out of both rows alike
+    return {key: value for key, value in evaluation.summary().items() if not isinstance(value, dict)}

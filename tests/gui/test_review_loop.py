@@ -1,0 +1,133 @@
+"""The human-in-the-loop workflow as an annotator drives it: open a folder, correct a
+prediction with the brush, accept, come back after a restart, order by uncertainty,
+fine-tune a new version and make it the active model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from app_model.types import KeyBinding
+
+from data_paths import ISIC_IMAGES, ISIC_MASKS, split_ids
+from glassbox_xai.data.io import read_image
+from glassbox_xai.model import versions
+from glassbox_xai.napari.common import BUNDLE_ON_DISK, worker_for
+
+WAIT_MS = 300_000
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Three real dev_val photographs with their expert masks (copied: the data is never changed)."""
+    out = tmp_path / "photos"
+    out.mkdir()
+    for image_id in split_ids("dev_val")[:3]:
+        shutil.copy(ISIC_IMAGES / f"{image_id}.jpg", out)
+        shutil.copy(ISIC_MASKS / f"{image_id}_segmentation.png", out)
+    return out
+
+
+def _review(viewer, tiny_bundle, set_dir):
+    _, widget = viewer.window.add_plugin_dock_widget("glassbox-xai", "Review and correct")
+    widget._model.value = BUNDLE_ON_DISK
+    widget._bundle.value = tiny_bundle
+    widget._set_dir.value = set_dir
+    return widget
+
+
+def _wait(qtbot, widget):
+    qtbot.waitUntil(lambda: widget._job is None and widget._run.enabled, timeout=WAIT_MS)
+
+
+def _prediction(viewer, image_id):
+    return viewer.layers[f"{image_id} prediction (custom)"]
+
+
+def test_review_correct_accept_resume_rank(make_napari_viewer, qtbot, tiny_bundle, folder, tmp_path, errors):
+    ids = sorted(p.stem for p in folder.glob("*.jpg"))
+    set_dir = tmp_path / "set"
+    viewer = make_napari_viewer()
+    widget = _review(viewer, tiny_bundle, set_dir)
+    widget._annotator.value = "ana"
+    assert widget.open_folder(folder)
+    _wait(qtbot, widget)
+    image = read_image(folder / f"{ids[0]}.jpg")
+    labels = _prediction(viewer, ids[0])
+    assert labels.data.shape == image.shape[:2] and labels.mode == "paint"
+    assert viewer.layers[f"{ids[0]} ground truth"].contour == 2
+    assert "image 1 of 3 · 0 corrected" in widget._where.value
+    before = labels.data.copy()
+    value = 0 if before[60, 60] else 1  # an untrained model: paint or erase, whichever changes the mask
+    labels.brush_size = 40
+    labels.paint((60, 60), value)  # one brush dab, as the paint tool makes it
+    added = int(np.count_nonzero((labels.data > 0) & (before == 0)))
+    removed = int(np.count_nonzero((labels.data == 0) & (before > 0)))
+    assert added + removed > 1000
+    qtbot.waitUntil(lambda: widget.session.draft_path(ids[0]).is_file(), timeout=10_000)  # edits kept as a draft
+
+    viewer.keymap[KeyBinding.from_str("Shift-Enter")](viewer)  # accept with the shortcut
+    sidecar = json.loads((set_dir / "sidecars" / f"{ids[0]}.json").read_text())
+    assert sidecar["annotator"] == "ana" and sidecar["edits"]["pixels_added"] == added and sidecar["edits"]["pixels_removed"] == removed and sidecar["version"] == 1
+    assert sidecar["model"]["bundle"] == str(tiny_bundle) and sidecar["model"]["weights_sha256"]
+    assert (set_dir / "masks" / f"{ids[0]}_segmentation.png").is_file() and not widget.session.draft_path(ids[0]).exists()
+    _wait(qtbot, widget)
+    assert widget.session.current.id == ids[1] and ids[0] not in viewer.layers  # moved on; the old layers are gone
+    assert f"{ids[1]} prediction (custom)" in viewer.layers
+
+    # the worker crashes while an edit is unsaved: the edit survives, and comes back as a draft
+    second = _prediction(viewer, ids[1])
+    second.paint((30, 30), 0 if second.data[30, 30] else 1)
+    edited = second.data.copy()
+    worker_for(viewer)._process.kill()
+    viewer.keymap[KeyBinding.from_str("Shift-Right")](viewer)
+    _wait(qtbot, widget)
+    assert widget.session.current.id == ids[2] and f"{ids[2]} prediction (custom)" in viewer.layers  # worker restarted
+    viewer.keymap[KeyBinding.from_str("Shift-Left")](viewer)
+    assert np.array_equal(viewer.layers[f"{ids[1]} prediction (draft)"].data > 0, edited > 0)
+
+    # napari closed and opened again: the session resumes where it stopped
+    viewer.close()
+    viewer2 = make_napari_viewer()
+    again = _review(viewer2, tiny_bundle, set_dir)
+    assert again.open_folder(folder)
+    assert again.session.resumed and again.session.current.id == ids[1] and again._annotator.value == "ana"
+    assert "image 2 of 3 · 1 corrected" in again._where.value
+    assert f"{ids[1]} prediction (draft)" in viewer2.layers  # the unsaved edit is back
+
+    again.rank()
+    _wait(qtbot, again)
+    assert again.session.ordered_by == "uncertainty" and set(again.session.scores) == set(ids)
+    assert all("uncertainty" in label for label in again._jump.choices)
+    assert "most uncertain first" in again._where.value
+    assert not errors
+
+
+def test_finetune_from_the_plugin_and_switch_the_active_version(make_napari_viewer, qtbot, tiny_bundle, folder, tmp_path, errors):
+    from glassbox_xai.hitl.store import RetrainingSet
+
+    store = RetrainingSet(tmp_path / "set")
+    for image_id in sorted(p.stem for p in folder.glob("*.jpg"))[:2]:
+        mask = np.zeros(read_image(folder / f"{image_id}.jpg").shape[:2], bool)
+        mask[100:300, 100:300] = True
+        store.save(folder / f"{image_id}.jpg", mask.shape, mask, np.zeros_like(mask), {"annotator": "ana"})
+    viewer = make_napari_viewer()
+    review = _review(viewer, tiny_bundle, tmp_path / "set")
+    _, tune = viewer.window.add_plugin_dock_widget("glassbox-xai", "Fine-tune from corrections")
+    tune.run()
+    assert "choose the retraining set" in errors[-1]
+    tune._set_dir.value, tune._epochs.value, tune._held_out.value = tmp_path / "set", 1, folder
+    tune._model.value, tune._bundle.value = BUNDLE_ON_DISK, tiny_bundle
+    tune._run.clicked.emit()
+    _wait(qtbot, tune)
+    assert len(errors) == 1
+    name = tune._active.value
+    assert name in versions.versions() and versions.versions()[name]["variant"] == "finetuned"
+    assert "before" in tune._info.value and "after" in tune._info.value and "held-out images" in tune._info.value
+    tune.make_active(name)
+    assert versions.active() == name and review._model.value == name and tune._model.value == name
+    assert name in tune._active_now.value
+    tune.make_active("dice")  # the older model stays available
+    assert versions.active() == "dice" and name in review._model.choices
