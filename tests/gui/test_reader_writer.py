@@ -35,3 +35,26 @@ def test_labels_layer_saves_as_isic_mask(make_napari_viewer, tmp_path):
     saved = np.asarray(Image.open(target))
     assert saved.dtype == np.uint8 and saved.shape == (40, 60)
     assert set(np.unique(saved).tolist()) == {0, 255} and np.array_equal(saved > 0, data > 0)
+
+
+def test_a_folder_opens_as_a_browsable_set_in_the_review_widget(make_napari_viewer, qtbot, tiny_bundle, tmp_path, glassbox_home, errors):
+    from glassbox_xai.model import versions
+
+    ids = split_ids("dev_val")[:3]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for image_id in ids:
+        shutil.copy(ISIC_IMAGES / f"{image_id}.jpg", folder)
+        shutil.copy(ISIC_MASKS / f"{image_id}_segmentation.png", folder)
+    (tmp_path / "empty").mkdir()
+    assert get_reader(str(tmp_path / "empty")) is None  # a folder with no photographs is not ours to open
+    shutil.copytree(tiny_bundle, tmp_path / "tiny-version" / "bundle")
+    versions.set_active(versions.register(tmp_path / "tiny-version" / "bundle"))  # the review segments with the active model
+    viewer = make_napari_viewer()
+    viewer.open(str(folder), plugin="glassbox-xai")
+    widget = next(w for w in viewer.window._dock_widgets.values() if w.windowTitle().startswith("Review")).widget()._magic_widget
+    qtbot.waitUntil(lambda: widget._job is None and widget._run.enabled, timeout=300_000)
+    assert widget._model.value == "tiny-version" and "image 1 of 3" in widget._where.value
+    assert [layer.name for layer in viewer.layers][:2] == [ids[0], f"{ids[0]} ground truth"]
+    assert f"{ids[0]} prediction (custom)" in viewer.layers
+    assert widget._set_dir.value == glassbox_home / "retraining-sets" / "photos" and not errors

@@ -119,7 +119,7 @@ class JobWidget(Container):
         job.yielded.connect(self._on_progress)
         job.returned.connect(lambda result: self._on_failure(result["failed"]) if "failed" in result else self._on_result(context, result))
         job.errored.connect(lambda exc: error(f"unexpected error: {exc}"))
-        job.finished.connect(self._on_finished)
+        job.finished.connect(lambda: self._on_finished() if self._job is job else None)  # a newer job may have started from a result
         self._job = job
         job.start()
 

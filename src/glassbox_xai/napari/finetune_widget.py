@@ -5,7 +5,7 @@ active model (older versions stay available)."""
 from __future__ import annotations
 
 import napari
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton, SpinBox
+from magicgui.widgets import ComboBox, FileEdit, Label, PushButton, SpinBox
 from napari.utils.notifications import show_info
 
 from ..model import versions
@@ -25,15 +25,14 @@ class FinetuneWidget(JobWidget):
     def __init__(self, viewer: napari.viewer.Viewer):
         self._set_dir = FileEdit(label="retraining set", mode="d")
         self._epochs = SpinBox(label="epochs", min=1, max=200, value=5)
-        self._original = FileEdit(label="mix in originals (optional)", mode="d")
-        self._held_out = FileEdit(label="held-out folder (optional)", mode="d")
+        self._original = FileEdit(label="originals (opt.)", mode="d")
+        self._held_out = FileEdit(label="held-out (opt.)", mode="d")
         self._active = ComboBox(label="active model", choices=lambda _w: versions.model_names())
         self._activate = PushButton(text="Make active")
         self._active_now = Label(label="", value="")
-        active_row = Container(widgets=[self._active, self._activate], layout="horizontal", labels=False)
         super().__init__(viewer, [self._set_dir, self._epochs, self._original, self._held_out])
-        self.insert(len(self) - 1, active_row)
-        self.insert(len(self) - 1, self._active_now)
+        for widget in (self._active, self._activate, self._active_now):
+            self.insert(len(self) - 1, widget)
         self._activate.clicked.connect(lambda: self.make_active(self._active.value))
         self._show_active()
 
@@ -56,7 +55,7 @@ class FinetuneWidget(JobWidget):
             return
         self._active.reset_choices()
         self._active.value = name
-        self._status.value = f"new version {name} ({result['epochs_run']} epochs, corrections Dice {result['best_val_dice'] or 0:.3f})"
+        self._status.value = f"new version ready ({result['epochs_run']} epoch(s))"
         self._info.value = before_after_html(result.get("comparison")) + "<p>Make it active to use it in every widget.</p>"
         show_info(f"GlassBox: fine-tuned version {name} is ready; the parent stays available")
 

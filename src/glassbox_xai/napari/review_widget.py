@@ -43,12 +43,13 @@ class ReviewWidget(JobWidget):
     run_text = "Segment again"
 
     def __init__(self, viewer: napari.viewer.Viewer):
+        self._image_labels: list[str] = []
         self._folder = FileEdit(label="images folder", mode="d")
         self._set_dir = FileEdit(label="retraining set", mode="d")
         self._annotator = LineEdit(label="annotator", value="")
         self._open = PushButton(text="Open folder")
         self._where = Label(label="", value="no folder open")
-        self._jump = ComboBox(label="image", choices=[])
+        self._jump = ComboBox(label="image", choices=lambda _widget: self._image_labels)  # callable: napari's reset_choices keeps it
         self._skip = CheckBox(text="skip images already corrected", value=True)
         self._previous, self._next, self._accept = PushButton(text="◀ Previous"), PushButton(text="Next ▶"), PushButton(text="Accept ✓")
         navigation = Container(widgets=[self._previous, self._next, self._accept], layout="horizontal", labels=False)
@@ -61,7 +62,6 @@ class ReviewWidget(JobWidget):
         self._variant = ""
         self._threshold: float | None = None
         self._shown: list[str] = []
-        self._labels: list[str] = []
         self._refreshing = False
         self._draft_timer = None
         self._folder.changed.connect(self._suggest_set_dir)
@@ -128,7 +128,7 @@ class ReviewWidget(JobWidget):
     def _jumped(self, label) -> None:
         if self.session is None or label is None or self._refreshing:
             return
-        index = self._labels.index(label) if label in self._labels else None
+        index = self._image_labels.index(label) if label in self._image_labels else None
         if index is not None and index != self.session.position:
             self._keep_draft()
             self.session.go(index)
@@ -138,12 +138,12 @@ class ReviewWidget(JobWidget):
         session = self.session
         self._refreshing = True
         try:
-            self._labels = [f"{n + 1}. {session.label(i)}" for n, i in enumerate(session.order)]
-            self._jump.choices = self._labels
-            self._jump.value = self._labels[session.position]
+            self._image_labels = [f"{n + 1}. {session.label(i)}" for n, i in enumerate(session.order)]
+            self._jump.reset_choices()
+            self._jump.value = self._image_labels[session.position]
         finally:
             self._refreshing = False
-        self._where.value = f"<b>{session.status()}</b>" + (" · most uncertain first" if session.ordered_by == "uncertainty" else "")
+        self._where.value = f"<b>{session.status()}</b>" + ("<br>most uncertain first" if session.ordered_by == "uncertainty" else "")
 
     def _show_current(self) -> None:
         """Replace the previous image's layers with the current image, its ground truth, and its prediction."""
@@ -219,6 +219,7 @@ class ReviewWidget(JobWidget):
         self._shown += [n for n in names if n not in self._shown]
         labels = self.viewer.layers[names[0]]
         labels.events.paint.connect(self._schedule_draft)
+        self.viewer.layers.selection.active = labels  # ready for the brush
         labels.mode = "paint"
 
     def _on_finished(self) -> None:
