@@ -91,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     _model_args(tune)
     tune.set_defaults(func=cmd_finetune)
 
+    models = sub.add_parser("versions", help="list the shipped models and fine-tuned versions; choose the active one")
+    models.add_argument("--activate", metavar="NAME", help="make this model the default of the napari widgets")
+    models.set_defaults(func=cmd_versions)
+
     info = sub.add_parser("info", help="device, installed models and library versions")
     info.set_defaults(func=cmd_info)
     return parser
@@ -203,7 +207,25 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
         print(metric_table(rows))
         print(DISCLAIMER)
+    from .model import versions
+
+    name = versions.register(bundle)
+    print(f"registered as version {name}; make it the default of the napari widgets with: glassbox versions --activate {name}")
     print(f"use it with: glassbox predict ... --model {bundle}")
+    return 0
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    from .model import versions
+
+    if args.activate:
+        versions.set_active(args.activate)
+    active = versions.active() or "dice"
+    registered = versions.versions()
+    for name in versions.model_names():
+        where = registered[name]["path"] if name in registered else str(versions.bundle_for(name))
+        print(f"{'*' if name == active else ' '} {name:<40} {where}")
+    print("(* = active: the default model of the napari widgets)")
     return 0
 
 

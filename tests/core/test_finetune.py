@@ -32,6 +32,13 @@ def test_finetune_from_corrections_writes_a_child_bundle(tiny_bundle, tmp_path, 
     assert child.card.training_data["sha256"] == store.manifest()["sha256"]
     assert child.card.training_data["n_images"] == 5 and child.card.training_data["n_original_mixed"] == 5
     assert child.card.weights_sha256 != parent.card.weights_sha256
+    name = bundle_dir.parent.name
+    assert f"registered as version {name}" in out
+    assert main(["versions", "--activate", name]) == 0
+    listed = capsys.readouterr().out
+    assert f"* {name}" in listed and "  dice" in listed  # the new version is active; the shipped ones stay listed
+    assert main(["versions", "--activate", "no-such-model"]) == 2
+    assert "expected one of" in capsys.readouterr().err
 
 
 def test_finetune_on_an_empty_set_says_what_to_do(tiny_bundle, tmp_path, capsys):
