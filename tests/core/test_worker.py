@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,3 +80,28 @@ def test_the_client_does_not_import_tensorflow():
     code = "import sys, glassbox_xai.worker.client as c; c.ModelWorker(); print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+
+
+def test_finetune_in_the_worker_reports_epochs_and_cancels_at_once(worker, tiny_bundle, tmp_path):
+    from data_paths import ISIC_IMAGES, split_ids
+    from glassbox_xai.hitl.store import RetrainingSet
+
+    store = RetrainingSet(tmp_path / "set")
+    for image_id in split_ids("dev_val")[:2]:
+        path = ISIC_IMAGES / f"{image_id}.jpg"
+        mask = np.zeros(read_image(path).shape[:2], bool)
+        mask[100:300, 150:350] = True
+        store.save(path, mask.shape, mask, np.zeros_like(mask), {"annotator": "test"})
+    progress, out = drain(worker.run("finetune", bundle=str(tiny_bundle), set_dir=str(store.root), epochs=2))
+    assert [p.message.split(":")[0] for p in progress if p.message.startswith("epoch")] == ["epoch 1/2", "epoch 2/2"]
+    assert out["epochs_run"] == 2 and (Path(out["bundle"]) / "card.json").is_file()
+    job = worker.run("finetune", bundle=str(tiny_bundle), set_dir=str(store.root), epochs=500)
+    while not next(job).message.startswith("epoch"):
+        pass
+    started = time.perf_counter()
+    worker.cancel()
+    with pytest.raises(JobCancelled):
+        drain(job)
+    assert time.perf_counter() - started < 3
+    _, info = drain(worker.run("info"))  # the worker (or its replacement) takes the next job
+    assert info["pid"] != os.getpid()

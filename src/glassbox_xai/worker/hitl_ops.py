@@ -68,8 +68,9 @@ def op_finetune(state, bundle: str, set_dir: str, epochs: int = 5, original: str
                 raise item[1]
             new_bundle, summary = item[1]
             break
-    finally:  # cancelled (generator closed) or failed: let the training thread end at its next epoch
+    finally:  # cancelled (generator closed) or failed: the training thread stops at its next epoch end
         stop.set()
+        thread.join()  # (the client kills the worker if that takes longer than its grace period)
     result = {"bundle": str(new_bundle), "best_val_dice": summary["best_val_dice"], "epochs_run": summary["epochs_run"],
               "device": state.device or "CPU", "card": {"variant": "finetuned", "name": Path(new_bundle).parent.name}}
     if held:
