@@ -4,7 +4,7 @@
 
 Opens napari, loads a dev_val photograph and its expert mask from ../shared/data,
 docks the Segment widget, runs the shipped model (or ``--model BUNDLE``), and saves
-the whole window as PNG files.
+the whole window as PNG files; last, the Compare widget over 20 dev_val images.
 """
 
 from __future__ import annotations
@@ -25,6 +25,35 @@ def wait(app, condition, timeout: float) -> None:
             raise TimeoutError("the widget did not finish in time")
         app.processEvents()
         time.sleep(0.05)
+
+
+def compare_folder(app, viewer, widget, path: Path, n_images: int = 20) -> None:
+    """The Compare widget over a folder of dev_val photographs with masks (links in a
+    temporary folder), with the worst image of the first variant opened."""
+    import tempfile
+
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary) / f"dev_val_{n_images}"
+        folder.mkdir()
+        for image_id in (DATA / "dev_val.txt").read_text().split()[:n_images]:
+            (folder / f"{image_id}.jpg").symlink_to(DATA / "ISIC2018_Task1-2_Training_Input" / f"{image_id}.jpg")
+            mask = f"{image_id}_segmentation.png"
+            (folder / mask).symlink_to(DATA / "ISIC2018_Task1_Training_GroundTruth" / mask)
+        widget._folder.value = folder
+        widget.compare_folder()
+        wait(app, lambda: widget._job is None and widget._run.enabled, 600)
+        for layer in viewer.layers:
+            layer.visible = False
+        worst = widget.result["variants"][0]["picks"]["worst"][0]
+        widget._cases.value = (0, "worst", worst)
+        wait(app, lambda: widget._job is None and widget._run.enabled, 600)
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.05)
+        Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).save(path)
+    print(f"saved {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         other.visible = other.name in (args.image_id, gt.name)
     dock, widget = use("Compare variants")
     press(widget, "compare.png")
+    compare_folder(app, viewer, widget, args.out / "compare_folder.png")
     viewer.close()
     return 0
 

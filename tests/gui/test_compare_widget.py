@@ -1,8 +1,9 @@
-"""The Compare widget: outlines per model and a side-by-side metric table."""
+"""The Compare widget: outlines per model and a side-by-side metric table, on one image or over a folder with masks."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from glassbox_xai.metrics import Confusion, scores
 from glassbox_xai.napari import common
@@ -28,3 +29,80 @@ def test_compare_outlines_and_metrics(make_napari_viewer, qtbot, tiny_bundle, ph
     expected = scores(Confusion.from_masks(outline.data > 0, truth))
     assert f"{expected['dice']:.4f}" in widget._info.value and ">tiny<" in widget._info.value
     assert len(errors) == 1
+
+
+def _masked_folder(tmp_path, n: int = 4):
+    """``n`` real dev_val photographs with their masks beside them, copied into ``tmp_path``."""
+    import shutil
+
+    from data_paths import ISIC_IMAGES, ISIC_MASKS, split_ids
+
+    ids = split_ids("dev_val")[:n]
+    for image_id in ids:
+        shutil.copy(ISIC_IMAGES / f"{image_id}.jpg", tmp_path)
+        shutil.copy(ISIC_MASKS / f"{image_id}_segmentation.png", tmp_path)
+    return ids
+
+
+def _compare_widget(viewer, tiny_bundle):
+    _, widget = viewer.window.add_plugin_dock_widget("glassbox-xai", "Compare variants")
+    widget._variants.value = []
+    widget._extra.value = tiny_bundle
+    return widget
+
+
+def test_compare_on_folder_shows_table_and_opens_cases(make_napari_viewer, qtbot, tiny_bundle, tmp_path, errors):
+    from glassbox_xai.data.io import read_image, read_mask
+
+    ids = _masked_folder(tmp_path)
+    viewer = make_napari_viewer()
+    widget = _compare_widget(viewer, tiny_bundle)
+    widget._folder.value = tmp_path
+    widget._run_folder.clicked.emit()
+    assert not widget._run_folder.enabled
+    qtbot.waitUntil(lambda: widget._job is None and widget._run.enabled, timeout=300_000)
+    assert errors == [] and widget._run_folder.enabled
+    (variant,) = widget.result["variants"]
+    assert variant["name"] == "tiny" and list(variant["dice"]) == ids
+    assert np.mean(list(variant["dice"].values())) == pytest.approx(variant["metrics"]["dice"])
+    html = widget._folder_info.value
+    for key in ("dice", "jaccard", "precision", "accuracy"):
+        assert f"{variant['metrics'][key]:.4f}" in html
+    assert ">tiny<" in html and "Mean over 4 images" in html and "TP " in html and "TN " in html
+    assert not widget._cases.native.isHidden() and len(widget._cases.choices) == 1 + 3 * 3
+
+    best = variant["picks"]["best"][0]
+    widget._cases.value = (0, "best", best)
+    qtbot.waitUntil(lambda: widget._job is None and widget._run.enabled, timeout=300_000)
+    image = read_image(tmp_path / f"{best}.jpg")
+    assert viewer.layers[best].data.shape == image.shape
+    truth = viewer.layers[f"{best} ground truth"].data
+    assert truth.shape == image.shape[:2] and np.array_equal(truth > 0, read_mask(tmp_path / f"{best}_segmentation.png"))
+    outline = viewer.layers[f"{best} tiny outline"]
+    assert outline.data.shape == image.shape[:2] and outline.contour == 3
+    assert widget._image.value is viewer.layers[best] and widget._truth.value is viewer.layers[f"{best} ground truth"]
+    assert widget.result["results"][0]["metrics"]["dice"] == pytest.approx(variant["dice"][best], abs=2e-3)
+    assert html == widget._folder_info.value and errors == []
+    assert widget._cases.value == (0, "best", best) and len(widget._cases.choices) == 1 + 3 * 3  # napari's reset_choices kept them
+
+    worst = variant["picks"]["worst"][0]
+    widget._cases.value = (0, "worst", worst)
+    qtbot.waitUntil(lambda: widget._job is None and widget._run.enabled, timeout=300_000)
+    if worst != best:
+        assert not viewer.layers[best].visible and not viewer.layers[f"{best} tiny outline"].visible
+    assert viewer.layers[worst].visible and viewer.layers[f"{worst} tiny outline"].visible and errors == []
+
+
+@pytest.mark.parametrize("content, message", [("empty", "no images found"), ("no masks", "have no mask"), ("unset", "choose a folder")])
+def test_compare_on_folder_refuses_a_folder_it_cannot_score(make_napari_viewer, tmp_path, tiny_bundle, errors, content, message):
+    if content == "no masks":
+        _masked_folder(tmp_path, 2)
+        for mask in tmp_path.glob("*_segmentation.png"):
+            mask.unlink()
+    viewer = make_napari_viewer()
+    widget = _compare_widget(viewer, tiny_bundle)
+    if content != "unset":
+        widget._folder.value = tmp_path
+    widget.compare_folder()
+    assert len(errors) == 1 and message in errors[0]
+    assert widget._job is None and widget._run.enabled and widget._run_folder.enabled and widget._cases.native.isHidden()

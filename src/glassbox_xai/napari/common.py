@@ -82,6 +82,8 @@ class JobWidget(Container):
         self._job = None
         self.result: dict | None = None
         self.native.setMaximumWidth(440)
+        for label in (self._status, self._info):
+            label.native.setWordWrap(True)  # long tables and notes wrap instead of being cut at the dock's edge
         _widgets.setdefault(viewer, weakref.WeakSet()).add(self)
 
     def bundle_path(self) -> Path:
@@ -134,7 +136,7 @@ class JobWidget(Container):
 
     def _on_result(self, context, result: dict) -> None:
         self.result = result
-        self._status.value = f"model {result['card']['name'] or result['card']['variant']} ran on {result['device']}"
+        self._status.value = f"{result['card']['name'] or 'model ' + result['card']['variant']} ran on {result['device']}"
         self.show_result(context, result)
 
     def _on_failure(self, exc: WorkerError) -> None:

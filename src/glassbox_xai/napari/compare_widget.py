@@ -1,21 +1,43 @@
 """The Compare dock widget: all variants on one image, as coloured outlines over the
-photograph, with their metrics side by side when a ground truth is chosen."""
+photograph, with their metrics side by side when a ground truth is chosen; or all
+variants over a folder with masks: the metric table, the pooled confusion matrices,
+and the best, typical and worst images by Dice, each opening with its outlines."""
 
 from pathlib import Path
 
 import napari
 import numpy as np
-from magicgui.widgets import FileEdit, Select, create_widget
+from magicgui.widgets import (
+    ComboBox,
+    FileEdit,
+    Label,
+    PushButton,
+    Select,
+    create_widget,
+)
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QSizePolicy
 
+from ..data.io import MaskError, read_mask
+from ..data.layout import NoImagesError, discover
 from ..model.registry import VARIANT_NAMES, installed_bundles
 from . import common
 from .common import JobWidget
-from .layers import EXTRA_COLORS, VARIANT_COLORS, comparison_html
+from .io_hooks import read_photos
+from .layers import (
+    case_choices,
+    comparison_html,
+    folder_comparison_html,
+    variant_colors,
+)
 from .segment_widget import checked_inputs
+
+FOLDER_OP = "compare_folder"
+NO_CASE = ("choose an image to open…", None)
 
 
 class CompareWidget(JobWidget):
-    """Run several model variants on the same image and show where their boundaries differ."""
+    """Run several model variants on the same image, or over a folder with masks, and show where they differ."""
 
     op = "compare"
     run_text = "Compare"
@@ -26,30 +48,89 @@ class CompareWidget(JobWidget):
         self._truth = create_widget(annotation=napari.layers.Labels, label="ground truth", options={"nullable": True})
         self._variants = Select(label="variants", choices=installed, value=installed)
         self._extra = FileEdit(label="also a bundle", mode="d", value="")
+        self._folder = FileEdit(label="folder with masks", mode="d", value="")
+        self._run_folder = PushButton(text="Compare on folder")
+        self._case_list: list[tuple[str, tuple[int, str, str]]] = []
+        self._cases = ComboBox(label="open", choices=self._case_choices, visible=False)
+        self._folder_info = Label(label="", value="")
         super().__init__(viewer, [self._image, self._truth, self._variants, self._extra], model_picker=False)
+        self.insert(self.index(self._run) + 1, self._folder)
+        self.insert(self.index(self._folder) + 1, self._run_folder)
+        self.insert(self.index(self._info), self._cases)
+        self.insert(self.index(self._info), self._folder_info)
+        for html in (self._folder_info, self._info):  # tables use the dock's whole width, not only the value column
+            labeled = html._labeled_widget()
+            if labeled is not None:
+                labeled._label_widget.visible = False
+            html.native.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+            html.native.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
+        self._run_folder.clicked.connect(self.compare_folder)
+        self._cases.changed.connect(self._on_case)
+        self._folder_result: dict | None = None
+        self._case_bundles: list[tuple[str, Path]] | None = None
+        self._opened: list[str] = []
 
     def _bundles(self) -> list[tuple[str, Path]]:
+        if self._case_bundles is not None:
+            return self._case_bundles
         installed = installed_bundles()
         chosen = [(name, installed[name][0]) for name in self._variants.value]
         if str(self._extra.value) not in ("", "."):
             chosen.append((Path(self._extra.value).name, Path(self._extra.value)))
         return chosen
 
+    def run(self) -> None:
+        """Compare the chosen variants on the chosen image."""
+        self.op = "compare"
+        self._start()
+
+    def compare_folder(self) -> None:
+        """Compare the chosen variants over every image of the chosen folder (each needs its mask)."""
+        self.op = FOLDER_OP
+        self._start()
+
+    def _start(self) -> None:
+        super().run()
+        self._run_folder.enabled = self._cases.enabled = self._job is None
+
+    def _on_finished(self) -> None:
+        super()._on_finished()
+        self._run_folder.enabled = self._cases.enabled = True
+
     def request(self):
-        rgb, truth = checked_inputs(self._image.value, self._truth.value)  # ValueError: JobWidget.run tells the user
         bundles = self._bundles()
         if len(bundles) < 1:
             common.error("choose at least one variant, or a bundle folder, to compare")
             return None
-        return (self._image.value, [n for n, _ in bundles]), {"image": rgb, "bundles": [str(p) for _, p in bundles], "truth": truth}
+        if self.op == FOLDER_OP:
+            return self._folder_request(bundles)
+        rgb, truth = checked_inputs(self._image.value, self._truth.value)  # ValueError: JobWidget.run tells the user
+        return ("image", self._image.value, [n for n, _ in bundles]), {"image": rgb, "bundles": [str(p) for _, p in bundles], "truth": truth}
+
+    def _folder_request(self, bundles: list[tuple[str, Path]]):
+        folder = str(self._folder.value)
+        if folder in ("", "."):
+            common.error("choose a folder of photographs with their masks (<id>_segmentation.png) to compare on")
+            return None
+        try:
+            discover(folder, require_masks=True)  # cheap, and says at once what is missing
+        except (NoImagesError, MaskError) as exc:
+            common.error(exc)
+            return None
+        kwargs = {"folder": folder, "bundles": [str(p) for _, p in bundles], "names": [n for n, _ in bundles]}
+        return ("folder", bundles), kwargs
 
     def show_result(self, context, result: dict) -> None:
+        if context[0] == "folder":
+            self._show_folder(context[1], result)
+        else:
+            self._show_outlines(context[1], context[2], result)
+
+    def _show_outlines(self, layer, names: list[str], result: dict) -> None:
         from napari.utils.colormaps import DirectLabelColormap
 
-        layer, names = context
         align = {"scale": tuple(layer.scale[-2:]), "translate": tuple(layer.translate[-2:])}
-        for i, (name, res) in enumerate(zip(names, result["results"])):
-            color = VARIANT_COLORS.get(name, EXTRA_COLORS[i % len(EXTRA_COLORS)])
+        for name, color, res in zip(names, variant_colors(names), result["results"]):
             title = f"{layer.name} {name} outline"
             mask = res["mask"].astype(np.uint8)
             if title in self._viewer.layers:
@@ -58,4 +139,73 @@ class CompareWidget(JobWidget):
                 colormap = DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: color})
                 outline = self._viewer.add_labels(mask, name=title, colormap=colormap, opacity=1.0, **align)
                 outline.contour = 3
-        self._info.value = comparison_html(names, result["results"])
+        title = f"<p><b>{layer.name}</b></p>" if self._folder_result is not None else ""
+        self._info.value = title + comparison_html(names, result["results"])
+
+    def _show_folder(self, bundles: list[tuple[str, Path]], result: dict) -> None:
+        self._folder_result = {**result, "bundles": bundles}
+        self._folder_info.value = folder_comparison_html(result["variants"])
+        self._info.value = ""
+        self._case_list = case_choices(result["variants"])
+        self._cases.reset_choices()
+        self._cases.value = None
+        self._cases.visible = True
+        self._status.value = f"{result['card']['name']} compared on {result['device']}"
+
+    def _case_choices(self, _widget=None) -> list:
+        """The cases of the last folder comparison (a callable, so napari's ``reset_choices`` keeps them)."""
+        return [NO_CASE, *self._case_list]
+
+    def _on_case(self, value) -> None:
+        if value is None or self._folder_result is None:
+            return
+        if self._job is not None:
+            common.error("wait for the running job to finish (or cancel it), then choose the image again")
+            return
+        self.open_case(value[2])
+
+    def open_case(self, image_id: str) -> None:
+        """Open one image of the last folder comparison with its ground truth, and compare the
+        same models on it (their outlines appear over it)."""
+        result = self._folder_result
+        image, truth = self._add_photo(Path(result["images"][image_id]), Path(result["masks"][image_id]))
+        self._image.reset_choices()
+        self._truth.reset_choices()
+        self._image.value, self._truth.value = image, truth
+        self._case_bundles = result["bundles"]
+        try:
+            self.run()
+        finally:
+            self._case_bundles = None
+
+    def _add_photo(self, photo: Path, mask: Path):
+        """The image and ground-truth layers of a photograph, named as the reader names them
+        (added unless already open); earlier cases are hidden."""
+        layers = self._viewer.layers
+        for layer in layers:
+            if any(_of_image(layer.name, other) for other in self._opened if other != photo.stem):
+                layer.visible = False
+        if photo.stem not in self._opened:
+            self._opened.append(photo.stem)
+        tuples = [t for t in read_photos(str(photo)) if t[1]["name"] not in layers]
+        truth_name = f"{photo.stem} ground truth"
+        if truth_name not in layers and not any(kind == "labels" for *_, kind in tuples):  # masks in an ISIC _GroundTruth folder
+            shape = (tuples[0][0] if tuples else layers[photo.stem].data).shape[:2]
+            try:
+                truth = read_mask(mask, expected_shape=shape).astype(np.uint8)
+                tuples.append((truth, {"name": truth_name, "opacity": 0.9, "metadata": {"path": str(mask)}}, "labels"))
+            except MaskError as exc:
+                common.error(f"ground truth not loaded: {exc}")
+        for data, meta, kind in tuples:
+            getattr(self._viewer, f"add_{kind}")(data, **meta)
+        for layer in layers:
+            if _of_image(layer.name, photo.stem):
+                layer.visible = True
+        if tuples:
+            self._viewer.reset_view()
+        return layers[photo.stem], next((layer for layer in layers if layer.name == truth_name), None)
+
+
+def _of_image(layer_name: str, image_id: str) -> bool:
+    """Whether a layer belongs to an image: the photograph itself, its ground truth, its outlines."""
+    return layer_name == image_id or layer_name.startswith(f"{image_id} ")

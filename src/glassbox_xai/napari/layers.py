@@ -92,19 +92,21 @@ def stack_gradcam(maps: dict[str, np.ndarray], stages: dict[str, list[str]]) -> 
 
 
 def faithfulness_html(numbers: dict[str, dict]) -> str:
-    """Faithfulness numbers per method as a small HTML table."""
+    """Faithfulness numbers as a narrow HTML table: one row per measure, one column per method."""
     if not numbers:
         return f"<i>{DISCLAIMER}</i>"
-    keys = ("deletion_auc", "insertion_auc", "mass_inside_truth", "completeness_error")
-    short = {"deletion_auc": "deletion", "insertion_auc": "insertion", "mass_inside_truth": "in truth", "completeness_error": "IG error"}
-    head = "".join(f"<th>{short[k]}</th>" for k in keys)
+    measures = (("deletion_auc", "deletion ↓"), ("insertion_auc", "insertion ↑"), ("mass_inside_truth", "in truth"),
+                ("completeness_error", "IG error"))
+    short = {"saliency-sigmoid": "sal. σ", "saliency": "saliency", "ig": "IG"}
+    head = "".join(f"<th>{short.get(method, method)}</th>" for method in numbers)
     rows = "".join(
-        f"<tr><td>{method}</td>" + "".join(f"<td align='right'>{values[k]:.3f}</td>" if k in values else "<td></td>" for k in keys) + "</tr>"
-        for method, values in numbers.items()
+        f"<tr><td>{label}</td>" + "".join(f"<td align='right'>{values[key]:.3f}</td>" if key in values else "<td></td>"
+                                         for values in numbers.values()) + "</tr>"
+        for key, label in measures if any(key in values for values in numbers.values())
     )
-    return (f"<table><tr><th></th>{head}</tr>{rows}</table><p>Areas under the deletion and insertion curves:<br>"
-            f"lower deletion and higher insertion mean a more faithful map.<br>In truth: share of attribution inside the "
-            f"ground truth.<br>IG error: integrated-gradients completeness error.</p><p><i>{DISCLAIMER}</i></p>")
+    return (f"<table><tr><th></th>{head}</tr>{rows}</table><p>Deletion and insertion: areas under the curves "
+            f"(lower deletion and higher insertion mean a more faithful map). In truth: share of attribution inside the "
+            f"ground truth. IG error: integrated-gradients completeness error.</p><p><i>{DISCLAIMER}</i></p>")
 
 
 VARIANT_COLORS = {"dice": "#ff00cc", "balanced": "#ffd400", "recall": "#00c8ff"}
@@ -122,3 +124,74 @@ def comparison_html(names: list[str], results: list[dict]) -> str:
         for key, label in TABLE
     )
     return f"<table><tr><th></th>{head}</tr>{rows}</table><p><i>{DISCLAIMER}</i></p>"
+
+
+def variant_colors(names: list[str]) -> list[str]:
+    """The outline colour of each model: the shipped variants' own, then a cycle for other bundles."""
+    return [VARIANT_COLORS.get(n, EXTRA_COLORS[i % len(EXTRA_COLORS)]) for i, n in enumerate(names)]
+
+
+def _compact(count: int) -> str:
+    """A pixel count in three significant figures: 987, 12.3k, 4.56M."""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if count >= size:
+            return f"{count / size:.3g}{unit}"
+    return str(count)
+
+
+def confusion_html(variants: list[dict]) -> str:
+    """The pooled confusion matrix of each variant (rows: prediction, columns: truth), in one
+    compact table: the share of all pixels, and the count in small print."""
+    rows = []
+    for v, color in zip(variants, variant_colors([v["name"] for v in variants])):
+        c = v["confusion"]
+        total = sum(c.values()) or 1
+        tp, fp, fn, tn = (f"<td align='right'>{k.upper()} {c[k] / total:.1%} <small>({_compact(c[k])})</small></td>" for k in ("tp", "fp", "fn", "tn"))
+        rows.append(f"<tr><td rowspan=2><b><font color='{color}'>{v['name']}</font></b></td><td>pred. lesion</td>{tp}{fp}</tr>"
+                    f"<tr><td>pred. skin</td>{fn}{tn}</tr>")
+    head = "<tr><th></th><th></th><th>truth lesion</th><th>truth skin</th></tr>"
+    return f"<table border=1 cellspacing=0 cellpadding=2>{head}{''.join(rows)}</table>"
+
+
+def folder_comparison_html(variants: list[dict]) -> str:
+    """Macro metrics (mean over images) by model columns, then the pooled confusion matrices,
+    and the images that could not be read."""
+    names = [v["name"] for v in variants]
+    head = "".join(f"<th><font color='{c}'>{n}</font></th>" for n, c in zip(names, variant_colors(names)))
+    rows = "".join(
+        f"<tr><td>{label}</td>" + "".join(f"<td align='right'>{v['metrics'][key]:.4f}</td>" for v in variants) + "</tr>"
+        for key, label in TABLE
+    )
+    n = variants[0]["n_images"] if variants else 0
+    failures = variants[0]["failures"] if variants else []
+    skipped = ""
+    if failures:
+        listed = ", ".join(f["id"] for f in failures[:5]) + (" …" if len(failures) > 5 else "")
+        skipped = f"<p><font color='#ff7f0e'>{len(failures)} image(s) could not be read and were left out: {listed}</font></p>"
+    return (f"<p><b>Mean over {n} images</b> (macro)</p><table cellpadding=1><tr><th></th>{head}</tr>{rows}</table>"
+            f"{skipped}<p><b>Pooled pixels</b> (all images together)</p>{confusion_html(variants)}<p><i>{DISCLAIMER}</i></p>")
+
+
+def case_choices(variants: list[dict]) -> list[tuple[str, tuple[int, str, str]]]:
+    """``(label, (variant index, kind, image id))`` for the best, typical and worst images of each
+    variant by Dice, for a ComboBox."""
+    choices = []
+    for i, v in enumerate(variants):
+        for kind in ("best", "typical", "worst"):
+            for image_id in v["picks"][kind]:
+                choices.append((f"{v['name']} · {kind} · {image_id} · Dice {v['dice'][image_id]:.3f}", (i, kind, image_id)))
+    return choices
+
+
+def before_after_html(comparison: dict[str, dict] | None) -> str:
+    """Held-out metrics of a model before and after fine-tuning, with the change."""
+    if not comparison:
+        return f"<p>Name a held-out folder with masks to compare before and after.</p><p><i>{DISCLAIMER}</i></p>"
+    before, after = comparison["before"], comparison["after"]
+    rows = "".join(
+        f"<tr><td>{label}</td><td align='right'>{before[key]:.3f}</td><td align='right'>{after[key]:.3f}</td>"
+        f"<td align='right'>{after[key] - before[key]:+.3f}</td></tr>"
+        for key, label in TABLE if key in before and key in after
+    )
+    return (f"<p>On {before.get('n_images', '')} held-out images:</p><table><tr><th></th><th>before</th><th>after</th><th>Δ</th></tr>"
+            f"{rows}</table><p><i>{DISCLAIMER}</i></p>")
