@@ -17,6 +17,7 @@ from typing import Any, Callable, Generator
 import numpy as np
 
 from ..inference import Progress
+from .hitl_ops import op_finetune, op_rank
 
 
 class Cancelled(Exception):
@@ -26,6 +27,7 @@ class Cancelled(Exception):
 def serve(conn, cancel_event) -> None:
     """Worker main loop: answer requests until the pipe closes or ``None`` arrives."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    _yield_cpu_to_the_viewer()
     state = WorkerState()
     while True:
         try:
@@ -46,6 +48,19 @@ def serve(conn, cancel_event) -> None:
             conn.send(("error", job_id, "ValueError", f"unknown worker operation {op!r}; expected one of {sorted(OPS)}"))
         except Exception as exc:  # every failure goes back to the parent as a message
             conn.send(("error", job_id, type(exc).__name__, f"{exc}\n{traceback.format_exc(limit=3)}" if not isinstance(exc, ValueError) else str(exc)))
+
+
+WORKER_NICENESS = 10
+
+
+def _yield_cpu_to_the_viewer() -> None:
+    """Run the model at a lower CPU priority than napari: on a machine whose cores the
+    model saturates (a laptop, a 2-core CI box), the viewer still gets a core the
+    moment it needs one to redraw, and the model keeps every idle cycle."""
+    try:
+        os.nice(WORKER_NICENESS)
+    except (AttributeError, OSError):  # no nice() on this platform, or not permitted: run at normal priority
+        pass
 
 
 def _drive(job: Generator, report: Callable[[Progress], None], cancel_event) -> Any:
@@ -166,4 +181,28 @@ def op_crash(state: WorkerState) -> Generator[Progress, None, dict]:
     os._exit(3)
 
 
-OPS: dict[str, Callable[..., Generator]] = {"info": op_info, "segment": op_segment, "explain": op_explain, "compare": op_compare, "sleep": op_sleep, "crash": op_crash}
+def op_compare_folder(state: WorkerState, folder: str, bundles: list[str], names: list[str] | None = None,
+                      n_picks: int = 3) -> Generator[Progress, None, dict]:
+    """Score several bundles on a folder of images with masks (see :mod:`glassbox_xai.comparison`):
+    per variant the macro metrics, pooled confusion, per-image Dice and review picks, plus
+    each image's photograph and mask path."""
+    from ..comparison import compare_variants
+    from ..data.layout import discover
+
+    samples = discover(folder, require_masks=True)
+    names = list(names) if names else [Path(b).name for b in bundles]
+    variants = yield from compare_variants(list(zip(names, bundles)), samples, n_picks, load=state.segmenter)
+    return {
+        "variants": [v.as_dict() for v in variants],
+        "folder": str(folder),
+        "images": {s.id: str(s.image) for s in samples},
+        "masks": {s.id: str(s.mask) for s in samples},
+        "device": state.device,
+        "card": {"variant": "compare", "name": f"{len(bundles)} model(s) on {len(samples)} images"},
+    }
+
+
+OPS: dict[str, Callable[..., Generator]] = {
+    "info": op_info, "segment": op_segment, "explain": op_explain, "compare": op_compare, "compare_folder": op_compare_folder,
+    "rank": op_rank, "finetune": op_finetune, "sleep": op_sleep, "crash": op_crash,
+}
