@@ -160,6 +160,9 @@ def rank_pool(bundle: Path, samples: list, passes: int) -> list[dict[str, Any]]:
     from glassbox_xai.hitl.uncertainty import rank_by_uncertainty
     from glassbox_xai.inference import Segmenter
 
+    import keras
+
+    keras.utils.set_random_seed(0)  # the dropout passes: the same ranking on every run
     _, ranked = drive(rank_by_uncertainty(Segmenter.from_bundle(bundle), samples, passes), "uncertainty ranking")
     return [{"id": r.id, "score": r.score, "boundary": r.boundary, "mc_dropout": r.mc_dropout} for r in ranked]
 
@@ -240,7 +243,7 @@ def simulate(args: argparse.Namespace, on_round: Callable[[dict[str, Any]], None
     sample = {i: isic_sample(data, i) for i in {*ids["pool"], *ids["test"], *ids["baseline_order"], *ids["mix"]}}
     test = [sample[i] for i in ids["test"]]
     original = link_pairs([sample[i] for i in ids["mix"]], work / "original_dev_train")
-    settings = FinetuneSettings(epochs=args.epochs, seed=args.seed)
+    settings = FinetuneSettings(epochs=args.epochs, seed=args.seed, learning_rate=args.learning_rate, freeze_batchnorm=args.freeze_batchnorm)
     card = read_card(parent)
     say(f"parent {parent} ({card.variant}, threshold {card.threshold}); pool {len(ids['pool'])}, test {len(test)}, "
         f"{args.rounds} round(s) of {args.round_size}, {args.epochs} epoch(s); work folder {work}")
@@ -427,6 +430,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs per round (default 3)")
     parser.add_argument("--pool-size", type=int, default=200, help="dev_val images available to correct (default 200)")
     parser.add_argument("--test-size", type=int, default=None, help="test images, from the dev_val ids outside the pool (default: all of them)")
+    parser.add_argument("--learning-rate", type=float, default=3e-4, help="fine-tuning learning rate (default 3e-4, the library's)")
+    parser.add_argument("--freeze-batchnorm", action="store_true", help="keep the parent's batch-norm statistics while fine-tuning")
     parser.add_argument("--passes", type=int, default=8, help="Monte Carlo dropout passes for the uncertainty ranking (default 8)")
     parser.add_argument("--seed", type=int, default=2018, help="seed of the split, the random orders and fine-tuning (default 2018)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"results folder (default {RESULTS.relative_to(ROOT)})")

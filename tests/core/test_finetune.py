@@ -44,3 +44,20 @@ def test_finetune_from_corrections_writes_a_child_bundle(tiny_bundle, tmp_path, 
 def test_finetune_on_an_empty_set_says_what_to_do(tiny_bundle, tmp_path, capsys):
     assert main(["finetune", "--set", str(tmp_path / "empty"), "--model", str(tiny_bundle)]) == 2
     assert "holds no corrections yet" in capsys.readouterr().err
+
+
+def test_frozen_batchnorm_keeps_the_parents_statistics(tiny_bundle, rng):
+    import keras
+
+    from glassbox_xai.hitl.finetune import freeze_batchnorm
+
+    model = load_bundle(tiny_bundle).model
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    before = [np.array(layer.moving_mean) for layer in norms]
+    weights_before = np.array(model.trainable_weights[0])
+    assert freeze_batchnorm(model) == len(norms) > 0
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy")
+    x = rng.random((4, 32, 32, 3)).astype("float32") * 5.0  # far from the statistics the layers hold
+    model.fit(x, (rng.random((4, 32, 32, 1)) > 0.5).astype("float32"), epochs=1, verbose=0)
+    assert all(np.array_equal(b, np.array(layer.moving_mean)) for b, layer in zip(before, norms))
+    assert not np.array_equal(weights_before, np.array(model.trainable_weights[0]))  # the convolutions did learn

@@ -34,6 +34,7 @@ class FinetuneSettings:
     mix_ratio: float = 1.0  # original pairs per correction, when an original folder is given
     validation_share: float = 0.2
     seed: int = 7
+    freeze_batchnorm: bool = False  # keep the parent's normalisation statistics (small sets, small batches)
 
 
 def set_samples(store: RetrainingSet) -> list[Sample]:
@@ -70,6 +71,8 @@ def finetune(parent_bundle: str | Path, store: RetrainingSet, out_dir: str | Pat
                        patience=max(settings.epochs, 1), seed=settings.seed)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run_dir = Path(out_dir) / f"{parent.card.variant}-finetuned-{stamp}"
+    if settings.freeze_batchnorm:
+        freeze_batchnorm(parent.model)
     summary = fit(parent.model, make_loss(settings.loss), train_arrays, val_arrays, config, AUGMENT, run_dir / "run", report=report, verbose=verbose)
     manifest = store.manifest()
     card = ModelCard(
@@ -86,3 +89,15 @@ def finetune(parent_bundle: str | Path, store: RetrainingSet, out_dir: str | Pat
     )
     save_bundle(parent.model, parent.config, card, run_dir / "bundle")
     return run_dir / "bundle", summary
+
+
+def freeze_batchnorm(model) -> int:
+    """Make every batch normalisation layer non-trainable: Keras then runs it in inference
+    mode, with the parent's moving statistics, so a few small batches of corrections
+    cannot drag them. Returns the number of layers frozen."""
+    import keras
+
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in norms:
+        layer.trainable = False
+    return len(norms)
