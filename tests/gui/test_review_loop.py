@@ -92,7 +92,8 @@ def test_review_correct_accept_resume_rank(make_napari_viewer, qtbot, tiny_bundl
     viewer.close()
     viewer2 = make_napari_viewer()
     again = _review(viewer2, tiny_bundle, set_dir)
-    assert again.open_folder(folder)
+    again._folder.value = folder
+    again._open.native.click()
     assert again.session.resumed and again.session.current.id == ids[1] and again._annotator.value == "ana"
     assert "image 2 of 3 · 1 corrected" in again._where.value
     assert f"{ids[1]} prediction (draft)" in viewer2.layers  # the unsaved edit is back

@@ -65,7 +65,7 @@ class ReviewWidget(JobWidget):
         self._refreshing = False
         self._draft_timer = None
         self._folder.changed.connect(self._suggest_set_dir)
-        self._open.clicked.connect(self.open_folder)
+        self._open.clicked.connect(lambda: self.open_folder())  # not the button's checked state as a folder
         self._previous.clicked.connect(self.previous_image)
         self._next.clicked.connect(self.next_image)
         self._accept.clicked.connect(self.accept)
@@ -88,6 +88,8 @@ class ReviewWidget(JobWidget):
             common.error("choose the folder of images to review")
             return False
         self._suggest_set_dir(self._folder.value)
+        if self.session is not None:
+            self._keep_draft()  # the image left open in the previous folder
         try:
             store = RetrainingSet(self._set_dir.value)
             self.session = ReviewSession(self._folder.value, store, annotator=self._annotator.value.strip())
