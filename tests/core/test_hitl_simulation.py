@@ -79,7 +79,7 @@ def test_simulation_writes_a_curve_per_strategy_without_leaks(simulation, shallo
     assert "| 2 | 4 |" in capsys.readouterr().out
     assert not list((work / "models").rglob("*.keras"))  # fine-tuned bundles are deleted once scored
     sidecar = json.loads(next((work / "sets" / "uncertainty" / "sidecars").glob("*.json")).read_text())
-    assert sidecar["annotator"] == "simulation:uncertainty" and sidecar["image"]["path"].startswith(str(ISIC))
+    assert sidecar["annotator"] == "simulation:uncertainty" and sidecar["image"]["path"].startswith(str(ISIC.resolve()))
 
 
 def test_simulation_refuses_more_rounds_than_the_pool_holds(simulation, shallow_bundle, tmp_path):
