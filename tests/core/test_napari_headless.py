@@ -47,3 +47,24 @@ def test_metrics_html_shows_every_metric_and_the_disclaimer():
     for label in ("Dice", "IoU (Jaccard)", "thresholded Jaccard", "precision", "recall", "specificity", "pixel accuracy", "F1", "TP", "FN"):
         assert label in html
     assert f"{metrics['dice']:.4f}" in html and "not a medical device" in html
+
+
+def test_before_after_table_shows_both_rows_and_the_change():
+    from glassbox_xai.napari.layers import before_after_html
+
+    before = {"dice": 0.90, "jaccard": 0.82, "threshold_jaccard": 0.80, "n_images": 20}
+    after = {"dice": 0.92, "jaccard": 0.85, "threshold_jaccard": 0.81, "n_images": 20}
+    html = before_after_html({"before": before, "after": after})
+    assert "On 20 held-out images" in html and "0.900" in html and "0.920" in html and "+0.020" in html
+    assert "precision" not in html  # only the metrics both rows have
+    assert "held-out folder" in before_after_html(None) and "medical device" in before_after_html(None)
+
+
+def test_faithfulness_table_has_one_column_per_method():
+    from glassbox_xai.napari.layers import faithfulness_html
+
+    html = faithfulness_html({"saliency": {"deletion_auc": 0.5, "insertion_auc": 0.7},
+                              "ig": {"deletion_auc": 0.25, "insertion_auc": 0.75, "completeness_error": 0.004}})
+    assert "<th>saliency</th><th>IG</th>" in html
+    assert "<tr><td>IG error</td><td></td><td align='right'>0.004</td></tr>" in html
+    assert "in truth" not in html  # no method measured it
