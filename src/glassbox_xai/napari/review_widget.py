@@ -72,8 +72,15 @@ class ReviewWidget(JobWidget):
         self._rank.clicked.connect(self.rank)
         self._jump.changed.connect(self._jumped)
         for key, method in SHORTCUTS.items():
-            viewer.bind_key(key, lambda _viewer, m=method: getattr(self, m)(), overwrite=True)
+            viewer.bind_key(key, lambda _viewer, m=method: self._shortcut(m), overwrite=True)
         self._set_enabled(False)
+
+    def _shortcut(self, method: str) -> None:
+        try:
+            getattr(self, method)()
+        except RuntimeError as exc:  # the dock was closed and its Qt widgets deleted: the key does nothing
+            if "deleted" not in str(exc):
+                raise
 
     # -- opening --------------------------------------------------------------
     def _suggest_set_dir(self, folder) -> None:
