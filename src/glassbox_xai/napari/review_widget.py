@@ -171,7 +171,7 @@ class ReviewWidget(JobWidget):
             try:
                 truth = read_mask(sample.mask, expected_shape=image.shape[:2])
                 gt = self.viewer.add_labels(truth.astype(np.uint8), name=f"{sample.id} ground truth", opacity=0.9)
-                gt.contour = 2
+                gt.contour = max(2, round(max(image.shape[:2]) / 500))  # visible at full view on 12 MP photographs too
                 self._shown.append(gt.name)
             except (ValueError, OSError) as exc:
                 common.error(f"ground truth not shown: {exc}")
@@ -279,6 +279,11 @@ class ReviewWidget(JobWidget):
         if self.session is None or layer is None or self._predicted is None:
             common.error("nothing to accept yet: wait for the prediction of this image, then correct it")
             return
+        name = self._annotator.value.strip()
+        if not name:
+            common.error("enter your name as annotator first (once per session): every correction records who made it")
+            return
+        self.session.annotator = name
         provenance = {"variant": self._variant, "threshold": self._threshold}
         try:
             bundle = self.bundle_path()
