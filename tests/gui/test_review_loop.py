@@ -136,3 +136,5 @@ def test_finetune_from_the_plugin_and_switch_the_active_version(make_napari_view
     assert name in tune._active_now.value
     tune.make_active("dice")  # the older model stays available
     assert versions.active() == "dice" and name in review._model.choices
+    _, compare = viewer.window.add_plugin_dock_widget("glassbox-xai", "Compare variants")
+    assert name in compare._variants.choices  # the new version can be compared with its parent

@@ -20,6 +20,7 @@ from qtpy.QtWidgets import QSizePolicy
 
 from ..data.io import MaskError, read_mask
 from ..data.layout import NoImagesError, discover
+from ..model import versions
 from ..model.registry import VARIANT_NAMES, installed_bundles
 from . import common
 from .common import JobWidget
@@ -43,10 +44,10 @@ class CompareWidget(JobWidget):
     run_text = "Compare"
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        installed = [v for v in VARIANT_NAMES if v in installed_bundles()]
+        installed = [v for v in VARIANT_NAMES if v in installed_bundles()]  # shipped ones chosen; fine-tuned versions listed too
         self._image = create_widget(annotation=napari.layers.Image, label="image")
         self._truth = create_widget(annotation=napari.layers.Labels, label="ground truth", options={"nullable": True})
-        self._variants = Select(label="variants", choices=installed, value=installed)
+        self._variants = Select(label="variants", choices=lambda _widget: versions.model_names(), value=installed)
         self._extra = FileEdit(label="also a bundle", mode="d", value="")
         self._folder = FileEdit(label="folder with masks", mode="d", value="")
         self._run_folder = PushButton(text="Compare on folder")
@@ -73,8 +74,7 @@ class CompareWidget(JobWidget):
     def _bundles(self) -> list[tuple[str, Path]]:
         if self._case_bundles is not None:
             return self._case_bundles
-        installed = installed_bundles()
-        chosen = [(name, installed[name][0]) for name in self._variants.value]
+        chosen = [(name, versions.bundle_for(name)) for name in self._variants.value]
         if str(self._extra.value) not in ("", "."):
             chosen.append((Path(self._extra.value).name, Path(self._extra.value)))
         return chosen
