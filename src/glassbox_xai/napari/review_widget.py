@@ -179,7 +179,7 @@ class ReviewWidget(JobWidget):
         session.start_clock()
         if draft is not None:
             edited, self._predicted = draft
-            self._variant = "draft"
+            self._variant, self._threshold = "draft", None  # the sidecar then records the model from the picker
             self._add_prediction(layer, edited, "draft")
             show_info(f"GlassBox: restored your unsaved edits of {sample.id}")
             return
