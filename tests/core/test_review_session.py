@@ -118,3 +118,15 @@ def test_versions_register_activate_and_keep_older_ones(tiny_bundle, tmp_path, g
         versions.register(tiny_bundle, name="dice")
     shutil.rmtree(tmp_path / "custom-finetuned-0")
     assert copies[0] not in versions.model_names()  # a deleted bundle is no longer offered
+
+
+def test_a_damaged_version_list_is_reported_and_never_overwritten(tiny_bundle, glassbox_home):
+    from glassbox_xai.model.card import BundleError
+
+    glassbox_home.mkdir(parents=True)
+    (glassbox_home / "versions.json").write_text("{ damaged")
+    with pytest.warns(UserWarning, match="fix or delete it"):
+        assert versions.model_names()[:3] == ["dice", "balanced", "recall"]  # the widgets still open
+    with pytest.raises(BundleError, match="cannot read the model version list"):
+        versions.register(tiny_bundle, name="mine")
+    assert (glassbox_home / "versions.json").read_text() == "{ damaged"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,15 +27,22 @@ def home() -> Path:
     return Path(os.environ.get("GLASSBOX_HOME") or Path.home() / ".glassbox-xai")
 
 
-def _read() -> dict[str, Any]:
+def _read(strict: bool = False) -> dict[str, Any]:
+    """The version list. A damaged file reads as empty with a warning (the widgets still
+    open with the shipped models); with ``strict`` (before writing) it raises instead,
+    so it is never overwritten."""
     path = home() / VERSIONS_FILE
     if not path.is_file():
         return {"versions": {}, "active": None}
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BundleError(f"cannot read the model version list {path}: {exc}; fix or delete it") from None
-    return {"versions": dict(data.get("versions", {})), "active": data.get("active")}
+        return {"versions": dict(data.get("versions", {})), "active": data.get("active")}
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        message = f"cannot read the model version list {path}: {exc}; fix or delete it (the shipped models still work)"
+        if strict:
+            raise BundleError(message) from None
+        warnings.warn(message, stacklevel=2)
+        return {"versions": {}, "active": None}
 
 
 def _write(data: dict[str, Any]) -> None:
@@ -56,7 +64,7 @@ def register(bundle: str | Path, name: str | None = None) -> str:
     name = name or (bundle.parent.name if bundle.name == "bundle" else bundle.name)
     if name in VARIANT_NAMES:
         raise ValueError(f"a version cannot be named {name!r}: that is a shipped variant")
-    data = _read()
+    data = _read(strict=True)
     data["versions"][name] = {"path": str(bundle), "parent": card.parent, "variant": card.variant,
                               "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat()}
     _write(data)
@@ -79,7 +87,7 @@ def set_active(name: str) -> None:
     """Make a shipped variant or a registered version the default model of every widget."""
     if name not in model_names():
         raise NoTrainedModelError(f"no model named {name!r}; expected one of {', '.join(model_names())}")
-    data = _read()
+    data = _read(strict=True)
     data["active"] = name
     _write(data)
 
