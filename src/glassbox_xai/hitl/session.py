@@ -57,25 +57,32 @@ class ReviewSession:
     def current(self) -> Sample:
         return self.samples[self.order[self.position]]
 
-    def corrected(self, image_id: str) -> bool:
-        return self.store.sidecar(image_id) is not None
-
     @property
     def done(self) -> int:
-        return sum(self.corrected(i) for i in self.order)
+        return len(self.store.corrected_ids() & self.samples.keys())
 
     def status(self) -> str:
         """``image 3 of 40 · 12 corrected``, as the widget shows it."""
         return f"image {self.position + 1} of {self.total} · {self.done} corrected"
 
+    def labels(self) -> list[str]:
+        """One line per image, in review order, for the jump list: id, uncertainty, state
+        (one listing of the corrections and one of the drafts, however long the folder)."""
+        corrected = self.store.corrected_ids()
+        drafts = {path.name[: -len("_draft.png")] for path in (self.review_dir / "drafts").glob("*_draft.png")}
+        return [self._label(i, corrected, drafts) for i in self.order]
+
     def label(self, image_id: str) -> str:
-        """One line per image for the jump list: id, uncertainty, state."""
+        """The jump-list line of one image."""
+        return self.labels()[self.order.index(image_id)]
+
+    def _label(self, image_id: str, corrected: set[str], drafts: set[str]) -> str:
         parts = [image_id]
         if image_id in self.scores:
             parts.append(f"uncertainty {self.scores[image_id]:.3f}")
-        if self.corrected(image_id):
+        if image_id in corrected:
             parts.append("✓ corrected")
-        elif self.draft_path(image_id).is_file():
+        elif image_id in drafts:
             parts.append("draft")
         return " · ".join(parts)
 
@@ -90,8 +97,9 @@ class ReviewSession:
 
     def next(self, skip_corrected: bool = True) -> Sample | None:
         """The next image (the next not yet corrected, with ``skip_corrected``); ``None`` at the end."""
+        corrected = self.store.corrected_ids() if skip_corrected else set()
         for index in range(self.position + 1, self.total):
-            if not (skip_corrected and self.corrected(self.order[index])):
+            if self.order[index] not in corrected:
                 return self.go(index)
         return None
 
@@ -100,8 +108,9 @@ class ReviewSession:
 
     def first_open(self) -> Sample:
         """The first image not yet corrected (the last one when all are)."""
+        corrected = self.store.corrected_ids()
         for index, image_id in enumerate(self.order):
-            if not self.corrected(image_id):
+            if image_id not in corrected:
                 return self.go(index)
         return self.go(self.total - 1)
 

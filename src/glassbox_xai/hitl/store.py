@@ -115,6 +115,10 @@ class RetrainingSet:
                              "the previous version is intact") from None
         return sidecar
 
+    def corrected_ids(self) -> set[str]:
+        """Ids with a saved correction (a sidecar: written last, so only complete saves count)."""
+        return {path.stem for path in (self.root / "sidecars").glob("*.json")}
+
     def sidecar(self, image_id: str) -> dict[str, Any] | None:
         path = self.root / "sidecars" / f"{image_id}.json"
         return json.loads(path.read_text()) if path.is_file() else None

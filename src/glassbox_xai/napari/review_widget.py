@@ -147,7 +147,7 @@ class ReviewWidget(JobWidget):
         session = self.session
         self._refreshing = True
         try:
-            self._image_labels = [f"{n + 1}. {session.label(i)}" for n, i in enumerate(session.order)]
+            self._image_labels = [f"{n + 1}. {label}" for n, label in enumerate(session.labels())]
             self._jump.reset_choices()
             self._jump.value = self._image_labels[session.position]
         finally:
