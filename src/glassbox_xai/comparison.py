@@ -95,7 +95,7 @@ def compare_variants(bundles: Sequence[tuple[str, str | Path]], samples: Sequenc
     results = []
     for v, (name, bundle) in enumerate(bundles):
         yield Progress(v * len(samples), total, f"{name}: loading the model")
-        evaluation, failures = yield from _evaluate(load(str(bundle)), samples, name, v * len(samples), total)
+        evaluation, failures = yield from evaluate_keeping_failures(load(str(bundle)), samples, name, v * len(samples), total)
         if not evaluation.ids:
             from .data.io import ImageReadError
 
@@ -105,7 +105,7 @@ def compare_variants(bundles: Sequence[tuple[str, str | Path]], samples: Sequenc
     return results
 
 
-def _evaluate(segmenter, samples: Sequence[Sample], name: str, offset: int, total: int) -> Generator[Progress, None, tuple[Evaluation, list[Failure]]]:
+def evaluate_keeping_failures(segmenter, samples: Sequence[Sample], name: str, offset: int, total: int) -> Generator[Progress, None, tuple[Evaluation, list[Failure]]]:
     """``evaluate_model`` with its progress shifted into the whole comparison, and its failures kept."""
     failures: list[Failure] = []
     job = evaluate_model(segmenter, list(samples))

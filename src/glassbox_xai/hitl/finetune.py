@@ -95,9 +95,9 @@ def freeze_batchnorm(model) -> int:
     """Make every batch normalisation layer non-trainable: Keras then runs it in inference
     mode, with the parent's moving statistics, so a few small batches of corrections
     cannot drag them. Returns the number of layers frozen."""
-    import keras
+    from ..model.attention_unet import batchnorm_layers
 
-    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = batchnorm_layers(model)
     for layer in norms:
         layer.trainable = False
     return len(norms)

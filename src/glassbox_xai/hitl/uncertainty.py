@@ -45,9 +45,9 @@ def dropout_only(model):
     """Within the block, ``model(x, training=True)`` applies dropout while every batch
     normalisation layer keeps its moving statistics (Keras runs a non-trainable
     BatchNormalization in inference mode)."""
-    import keras
+    from ..model.attention_unet import batchnorm_layers
 
-    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = batchnorm_layers(model)
     saved = [layer.trainable for layer in norms]
     for layer in norms:
         layer.trainable = False

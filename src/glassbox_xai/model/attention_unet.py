@@ -84,6 +84,11 @@ def layers_by_stage(model: keras.Model, kinds: tuple[type, ...] = CONV_KINDS) ->
     return grouped
 
 
+def batchnorm_layers(model: keras.Model) -> list[layers.BatchNormalization]:
+    """The model's batch normalisation layers (frozen to keep the parent's statistics)."""
+    return [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
+
+
 def _filters(config: ModelConfig, level: int) -> int:
     return config.base_filters * 2**level
 

@@ -77,24 +77,14 @@ def op_finetune(state, bundle: str, set_dir: str, epochs: int = 5, original: str
         result["comparison"] = {}
         for n, (name, path) in enumerate((("before", bundle), ("after", str(new_bundle)))):
             yield Progress(epochs + n, steps, f"evaluating {name} fine-tuning on {len(held)} held-out images")
-            result["comparison"][name] = yield from _evaluate(state, path, held)
+            result["comparison"][name] = yield from _evaluate(state, path, held, name)
     yield Progress(steps, steps, "done")
     return result
 
 
-def _evaluate(state, bundle: str, samples) -> Generator[Progress, None, dict]:
-    from ..evaluation import evaluate_model
-    from ..inference import Failure
+def _evaluate(state, bundle: str, samples, name: str) -> Generator[Progress, None, dict]:
+    """Held-out macro metrics of one bundle; unreadable images are left out of both rows alike."""
+    from ..comparison import evaluate_keeping_failures
 
-    job = evaluate_model(state.segmenter(bundle), samples)
-    while True:
-        try:
-            item = next(job)
-        except StopIteration as stop:
-            evaluation = stop.value
-            break
-        if isinstance(item, Progress):
-            yield item
-        elif isinstance(item, Failure):
-            continue  # unreadable held-out image: left out of both rows alike
+    evaluation, _ = yield from evaluate_keeping_failures(state.segmenter(bundle), samples, name, 0, len(samples))
     return {key: value for key, value in evaluation.summary().items() if not isinstance(value, dict)}
