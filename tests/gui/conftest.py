@@ -91,3 +91,26 @@ def errors(monkeypatch):
     seen: list[str] = []
     monkeypatch.setattr(common, "show_error", seen.append)
     return seen
+
+
+JOB_TIMEOUT_MS = 300_000
+
+
+@pytest.fixture
+def finish(qtbot):
+    """``finish(widget)``: wait until the widget's job is over (its run button is enabled again)."""
+    def wait(widget, timeout: int = JOB_TIMEOUT_MS) -> None:
+        qtbot.waitUntil(lambda: widget._job is None and widget._run.enabled, timeout=timeout)
+
+    return wait
+
+
+@pytest.fixture
+def press(finish):
+    """``press(widget)``: press the widget's run button as a user would and wait for the job."""
+    def run(widget, timeout: int = JOB_TIMEOUT_MS) -> None:
+        widget.result = None
+        widget._run.clicked.emit()
+        finish(widget, timeout)
+
+    return run

@@ -9,7 +9,7 @@ from glassbox_xai.metrics import Confusion, scores
 from glassbox_xai.napari import common
 
 
-def test_compare_outlines_and_metrics(make_napari_viewer, qtbot, tiny_bundle, photo, monkeypatch):
+def test_compare_outlines_and_metrics(make_napari_viewer, tiny_bundle, photo, monkeypatch, finish):
     errors: list[str] = []
     monkeypatch.setattr(common, "show_error", errors.append)
     image_id, image, truth = photo
@@ -23,7 +23,7 @@ def test_compare_outlines_and_metrics(make_napari_viewer, qtbot, tiny_bundle, ph
     assert "choose at least one variant" in errors[-1]
     widget._extra.value = tiny_bundle
     widget._run.clicked.emit()
-    qtbot.waitUntil(lambda: widget._job is None and widget._run.enabled, timeout=300_000)
+    finish(widget)
     outline = viewer.layers[f"{image_id} tiny outline"]
     assert outline.contour == 3 and outline.data.shape == image.shape[:2]
     expected = scores(Confusion.from_masks(outline.data > 0, truth))
@@ -51,7 +51,7 @@ def _compare_widget(viewer, tiny_bundle):
     return widget
 
 
-def test_compare_on_folder_shows_table_and_opens_cases(make_napari_viewer, qtbot, tiny_bundle, tmp_path, errors):
+def test_compare_on_folder_shows_table_and_opens_cases(make_napari_viewer, tiny_bundle, tmp_path, errors, finish):
     from glassbox_xai.data.io import read_image, read_mask
 
     ids = _masked_folder(tmp_path)
@@ -60,7 +60,7 @@ def test_compare_on_folder_shows_table_and_opens_cases(make_napari_viewer, qtbot
     widget._folder.value = tmp_path
     widget._run_folder.clicked.emit()
     assert not widget._run_folder.enabled
-    qtbot.waitUntil(lambda: widget._job is None and widget._run.enabled, timeout=300_000)
+    finish(widget)
     assert errors == [] and widget._run_folder.enabled
     (variant,) = widget.result["variants"]
     assert variant["name"] == "tiny" and list(variant["dice"]) == ids
@@ -73,7 +73,7 @@ def test_compare_on_folder_shows_table_and_opens_cases(make_napari_viewer, qtbot
 
     best = variant["picks"]["best"][0]
     widget._cases.value = (0, "best", best)
-    qtbot.waitUntil(lambda: widget._job is None and widget._run.enabled, timeout=300_000)
+    finish(widget)
     image = read_image(tmp_path / f"{best}.jpg")
     assert viewer.layers[best].data.shape == image.shape
     truth = viewer.layers[f"{best} ground truth"].data
@@ -87,7 +87,7 @@ def test_compare_on_folder_shows_table_and_opens_cases(make_napari_viewer, qtbot
 
     worst = variant["picks"]["worst"][0]
     widget._cases.value = (0, "worst", worst)
-    qtbot.waitUntil(lambda: widget._job is None and widget._run.enabled, timeout=300_000)
+    finish(widget)
     if worst != best:
         assert not viewer.layers[best].visible and not viewer.layers[f"{best} tiny outline"].visible
     assert viewer.layers[worst].visible and viewer.layers[f"{worst} tiny outline"].visible and errors == []

@@ -7,13 +7,7 @@ import numpy as np
 from glassbox_xai.napari import common
 
 
-def run(qtbot, widget):
-    widget.result = None
-    widget._run.clicked.emit()
-    qtbot.waitUntil(lambda: widget._job is None and widget._run.enabled, timeout=300_000)
-
-
-def test_explain_pushes_every_map_as_an_aligned_layer(make_napari_viewer, qtbot, tiny_bundle, photo, errors):
+def test_explain_pushes_every_map_as_an_aligned_layer(make_napari_viewer, tiny_bundle, photo, errors, press):
     image_id, image, truth = photo
     viewer = make_napari_viewer()
     layer = viewer.add_image(image, name=image_id, rgb=True, scale=(0.5, 0.5))
@@ -22,7 +16,7 @@ def test_explain_pushes_every_map_as_an_aligned_layer(make_napari_viewer, qtbot,
     widget._model.value = common.BUNDLE_ON_DISK
     widget._bundle.value = tiny_bundle
     widget._image.value, widget._truth.value, widget._target.value = layer, gt, "truth"
-    run(qtbot, widget)
+    press(widget)
     assert not errors and widget.result is not None
     names = [l.name for l in viewer.layers]
     for expected in ("confidence", "superpixel confidence", "saliency", "saliency-sigmoid", "integrated gradients",
@@ -38,11 +32,11 @@ def test_explain_pushes_every_map_as_an_aligned_layer(make_napari_viewer, qtbot,
     assert "IG error" in widget._info.value and "deletion" in widget._info.value
     assert f"{widget.result['faithfulness']['ig']['completeness_error']:.3f}" in widget._info.value
     count = len(viewer.layers)
-    run(qtbot, widget)
+    press(widget)
     assert len(viewer.layers) == count
 
 
-def test_drawn_region_and_bad_targets(make_napari_viewer, qtbot, tiny_bundle, photo, errors):
+def test_drawn_region_and_bad_targets(make_napari_viewer, tiny_bundle, photo, errors, press):
     image_id, image, _ = photo
     viewer = make_napari_viewer()
     layer = viewer.add_image(image, name=image_id, rgb=True)
@@ -57,5 +51,5 @@ def test_drawn_region_and_bad_targets(make_napari_viewer, qtbot, tiny_bundle, ph
     widget._target.value = "drawn region"
     widget._drawn.value = shapes
     widget._methods.value = ["saliency"]
-    run(qtbot, widget)
+    press(widget)
     assert f"{image_id} saliency (custom)" in viewer.layers and len(errors) == 1

@@ -37,7 +37,7 @@ def test_labels_layer_saves_as_isic_mask(make_napari_viewer, tmp_path):
     assert set(np.unique(saved).tolist()) == {0, 255} and np.array_equal(saved > 0, data > 0)
 
 
-def test_a_folder_opens_as_a_browsable_set_in_the_review_widget(make_napari_viewer, qtbot, tiny_bundle, tmp_path, glassbox_home, errors):
+def test_a_folder_opens_as_a_browsable_set_in_the_review_widget(make_napari_viewer, tiny_bundle, tmp_path, glassbox_home, errors, finish):
     from glassbox_xai.model import versions
 
     ids = split_ids("dev_val")[:3]
@@ -53,7 +53,7 @@ def test_a_folder_opens_as_a_browsable_set_in_the_review_widget(make_napari_view
     viewer = make_napari_viewer()
     viewer.open(str(folder), plugin="glassbox-xai")
     widget = next(w for w in viewer.window._dock_widgets.values() if w.windowTitle().startswith("Review")).widget()._magic_widget
-    qtbot.waitUntil(lambda: widget._job is None and widget._run.enabled, timeout=300_000)
+    finish(widget)
     assert widget._model.value == "tiny-version" and "image 1 of 3" in widget._where.value
     assert [layer.name for layer in viewer.layers][:2] == [ids[0], f"{ids[0]} ground truth"]
     assert f"{ids[0]} prediction (custom)" in viewer.layers

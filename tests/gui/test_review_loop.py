@@ -16,8 +16,6 @@ from glassbox_xai.data.io import read_image
 from glassbox_xai.model import versions
 from glassbox_xai.napari.common import BUNDLE_ON_DISK, worker_for
 
-WAIT_MS = 300_000
-
 
 @pytest.fixture
 def folder(tmp_path):
@@ -38,22 +36,18 @@ def _review(viewer, tiny_bundle, set_dir):
     return widget
 
 
-def _wait(qtbot, widget):
-    qtbot.waitUntil(lambda: widget._job is None and widget._run.enabled, timeout=WAIT_MS)
-
-
 def _prediction(viewer, image_id):
     return viewer.layers[f"{image_id} prediction (custom)"]
 
 
-def test_review_correct_accept_resume_rank(make_napari_viewer, qtbot, tiny_bundle, folder, tmp_path, errors):
+def test_review_correct_accept_resume_rank(make_napari_viewer, qtbot, tiny_bundle, folder, tmp_path, errors, finish):
     ids = sorted(p.stem for p in folder.glob("*.jpg"))
     set_dir = tmp_path / "set"
     viewer = make_napari_viewer()
     widget = _review(viewer, tiny_bundle, set_dir)
     widget._annotator.value = "ana"
     assert widget.open_folder(folder)
-    _wait(qtbot, widget)
+    finish(widget)
     image = read_image(folder / f"{ids[0]}.jpg")
     labels = _prediction(viewer, ids[0])
     assert labels.data.shape == image.shape[:2] and labels.mode == "paint"
@@ -77,7 +71,7 @@ def test_review_correct_accept_resume_rank(make_napari_viewer, qtbot, tiny_bundl
     assert sidecar["annotator"] == "ana" and sidecar["edits"]["pixels_added"] == added and sidecar["edits"]["pixels_removed"] == removed and sidecar["version"] == 1
     assert sidecar["model"]["bundle"] == str(tiny_bundle) and sidecar["model"]["weights_sha256"]
     assert (set_dir / "masks" / f"{ids[0]}_segmentation.png").is_file() and not widget.session.draft_path(ids[0]).exists()
-    _wait(qtbot, widget)
+    finish(widget)
     assert widget.session.current.id == ids[1] and ids[0] not in viewer.layers  # moved on; the old layers are gone
     assert f"{ids[1]} prediction (custom)" in viewer.layers
 
@@ -87,7 +81,7 @@ def test_review_correct_accept_resume_rank(make_napari_viewer, qtbot, tiny_bundl
     edited = second.data.copy()
     worker_for(viewer)._process.kill()
     viewer.keymap[KeyBinding.from_str("Shift-Right")](viewer)
-    _wait(qtbot, widget)
+    finish(widget)
     assert widget.session.current.id == ids[2] and f"{ids[2]} prediction (custom)" in viewer.layers  # worker restarted
     viewer.keymap[KeyBinding.from_str("Shift-Left")](viewer)
     assert np.array_equal(viewer.layers[f"{ids[1]} prediction (draft)"].data > 0, edited > 0)
@@ -103,14 +97,14 @@ def test_review_correct_accept_resume_rank(make_napari_viewer, qtbot, tiny_bundl
     assert f"{ids[1]} prediction (draft)" in viewer2.layers  # the unsaved edit is back
 
     again.rank()
-    _wait(qtbot, again)
+    finish(again)
     assert again.session.ordered_by == "uncertainty" and set(again.session.scores) == set(ids)
     assert all("uncertainty" in label for label in again._jump.choices)
     assert "most uncertain first" in again._where.value
     assert not errors
 
 
-def test_finetune_from_the_plugin_and_switch_the_active_version(make_napari_viewer, qtbot, tiny_bundle, folder, tmp_path, errors):
+def test_finetune_from_the_plugin_and_switch_the_active_version(make_napari_viewer, qtbot, tiny_bundle, folder, tmp_path, errors, finish):
     from glassbox_xai.hitl.store import RetrainingSet
 
     store = RetrainingSet(tmp_path / "set")
@@ -126,7 +120,7 @@ def test_finetune_from_the_plugin_and_switch_the_active_version(make_napari_view
     tune._set_dir.value, tune._epochs.value, tune._held_out.value = tmp_path / "set", 1, folder
     tune._model.value, tune._bundle.value = BUNDLE_ON_DISK, tiny_bundle
     tune._run.clicked.emit()
-    _wait(qtbot, tune)
+    finish(tune)
     assert len(errors) == 1
     name = tune._active.value
     assert name in versions.versions() and versions.versions()[name]["variant"] == "finetuned"

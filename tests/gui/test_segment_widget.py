@@ -16,20 +16,14 @@ def open_widget(viewer, bundle):
     return widget
 
 
-def segment(qtbot, widget):
-    widget.result = None
-    widget._run.clicked.emit()
-    qtbot.waitUntil(lambda: widget._job is None and widget._run.enabled, timeout=180_000)
-
-
-def test_segment_pushes_aligned_layers_and_metrics(make_napari_viewer, qtbot, tiny_bundle, photo, errors):
+def test_segment_pushes_aligned_layers_and_metrics(make_napari_viewer, tiny_bundle, photo, errors, press):
     image_id, image, truth = photo
     viewer = make_napari_viewer()
     layer = viewer.add_image(image, name=image_id, rgb=True, scale=(0.02, 0.02), translate=(1.0, 2.0))
     gt = viewer.add_labels(truth.astype(np.uint8), name=f"{image_id} ground truth", scale=(0.02, 0.02), translate=(1.0, 2.0))
     widget = open_widget(viewer, tiny_bundle)
     widget._image.value, widget._truth.value = layer, gt
-    segment(qtbot, widget)
+    press(widget, timeout=180_000)
     assert not errors and widget.result is not None
     pred = viewer.layers[f"{image_id} prediction (custom)"]
     prob = viewer.layers[f"{image_id} probability (custom)"]
@@ -44,12 +38,12 @@ def test_segment_pushes_aligned_layers_and_metrics(make_napari_viewer, qtbot, ti
 
     count = len(viewer.layers)
     widget._threshold.value = 0.3
-    segment(qtbot, widget)
+    press(widget, timeout=180_000)
     assert len(viewer.layers) == count  # re-running replaces, never piles up
     assert widget.result["threshold"] == pytest.approx(0.3)
 
 
-def test_bad_input_gives_notifications_not_crashes(make_napari_viewer, qtbot, tiny_bundle, photo, errors, tmp_path):
+def test_bad_input_gives_notifications_not_crashes(make_napari_viewer, tiny_bundle, photo, errors, tmp_path, press):
     image_id, image, truth = photo
     viewer = make_napari_viewer()
     widget = open_widget(viewer, tiny_bundle)
@@ -70,14 +64,14 @@ def test_bad_input_gives_notifications_not_crashes(make_napari_viewer, qtbot, ti
         broken.joinpath(f.name).write_bytes(f.read_bytes())
     (broken / "model.keras").write_bytes(b"PK\x03\x04 truncated")
     widget._bundle.value = broken
-    segment(qtbot, widget)
+    press(widget, timeout=180_000)
     assert "model.keras does not match its model card" in errors[-1]
 
     widget._bundle.value = tiny_bundle
     for data, name in ((image.mean(-1).astype(np.uint8), "grayscale"), (np.dstack([image, np.full(image.shape[:2], 255, np.uint8)]), "rgba")):
         gray = viewer.add_image(data, name=name, rgb=data.ndim == 3)
         widget._image.value = gray
-        segment(qtbot, widget)
+        press(widget, timeout=180_000)
         assert viewer.layers[f"{name} prediction (custom)"].data.shape == image.shape[:2]
     assert len(errors) == 3  # the three errors above, nothing more
 
@@ -96,7 +90,7 @@ def test_cancel_stops_the_job(make_napari_viewer, qtbot, tiny_bundle, photo):
     assert f"{image_id} prediction (custom)" not in viewer.layers
 
 
-def test_preprocessing_preview_and_segment_on_the_copy(make_napari_viewer, qtbot, tiny_bundle, photo, errors):
+def test_preprocessing_preview_and_segment_on_the_copy(make_napari_viewer, tiny_bundle, photo, errors, press):
     image_id, image, _ = photo
     viewer = make_napari_viewer()
     layer = viewer.add_image(image, name=image_id, rgb=True)
@@ -109,5 +103,5 @@ def test_preprocessing_preview_and_segment_on_the_copy(make_napari_viewer, qtbot
     preview = viewer.layers[f"{image_id} preprocessed"]
     assert preview.data.shape == image.shape and not np.array_equal(preview.data, image)
     assert np.array_equal(layer.data, image)  # the photograph itself is untouched
-    segment(qtbot, widget)
+    press(widget, timeout=180_000)
     assert not errors and viewer.layers[f"{image_id} prediction (custom)"].data.shape == image.shape[:2]
