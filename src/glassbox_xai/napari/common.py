@@ -4,7 +4,8 @@ picker, and a job runner with progress bar, cancel button and notifications."""
 import weakref
 from pathlib import Path
 
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton
+import napari
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, create_widget
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
 
@@ -28,6 +29,12 @@ def worker_for(viewer) -> ModelWorker:
     if viewer not in _workers:
         _workers[viewer] = ModelWorker()
     return _workers[viewer]
+
+
+def layer_pickers():
+    """The image and (optional) ground-truth layer pickers that start the model widgets."""
+    return (create_widget(annotation=napari.layers.Image, label="image"),
+            create_widget(annotation=napari.layers.Labels, label="ground truth", options={"nullable": True}))
 
 
 def job_widgets(viewer) -> list["JobWidget"]:

@@ -13,7 +13,6 @@ from magicgui.widgets import (
     Label,
     PushButton,
     Select,
-    create_widget,
 )
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QSizePolicy
@@ -45,8 +44,7 @@ class CompareWidget(JobWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         installed = [v for v in VARIANT_NAMES if v in installed_bundles()]  # shipped ones chosen; fine-tuned versions listed too
-        self._image = create_widget(annotation=napari.layers.Image, label="image")
-        self._truth = create_widget(annotation=napari.layers.Labels, label="ground truth", options={"nullable": True})
+        self._image, self._truth = common.layer_pickers()
         self._variants = Select(label="variants", choices=lambda _widget: versions.model_names(), value=installed)
         self._extra = FileEdit(label="also a bundle", mode="d", value="")
         self._folder = FileEdit(label="folder with masks", mode="d", value="")

@@ -27,8 +27,7 @@ class ExplainWidget(JobWidget):
     run_text = "Explain"
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        self._image = create_widget(annotation=napari.layers.Image, label="image")
-        self._truth = create_widget(annotation=napari.layers.Labels, label="ground truth", options={"nullable": True})
+        self._image, self._truth = common.layer_pickers()
         self._methods = Select(label="methods", choices=[(METHOD_LABELS[m], m) for m in METHODS], value=list(METHODS))
         self._target = ComboBox(label="target", choices=TARGET_CHOICES, value="prediction")
         self._drawn = create_widget(annotation=napari.layers.Layer, label="drawn region", options={"nullable": True})

@@ -3,7 +3,7 @@ in the model worker process, and push the prediction and probability layers."""
 
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, FloatSlider, PushButton, create_widget
+from magicgui.widgets import CheckBox, FloatSlider, PushButton
 from napari.utils.notifications import show_warning
 
 from ..figures import DISCLAIMER
@@ -31,8 +31,7 @@ class SegmentWidget(JobWidget):
     run_text = "Segment"
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        self._image = create_widget(annotation=napari.layers.Image, label="image")
-        self._truth = create_widget(annotation=napari.layers.Labels, label="ground truth", options={"nullable": True})
+        self._image, self._truth = common.layer_pickers()
         self._threshold = FloatSlider(label="threshold", min=0.05, max=0.95, step=0.01, value=0.5)
         self._use_preprocess = CheckBox(text="preprocess before segmenting", value=False)
         self._preprocess = PreprocessPanel()
