@@ -8,7 +8,7 @@ file. EXIF orientation is honoured. Errors name the file and what was expected.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 import warnings
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -42,6 +42,8 @@ def read_image(path: str | Path) -> np.ndarray:
         array = _read_tiff(path)
     else:
         with _open(path) as image:
+            if _sixteen_bit_colour(image):
+                _warn(str(path), f"16-bit {image.mode} image scaled to 8 bits")
             image = ImageOps.exif_transpose(image)
             array = _pil_to_array(image, path)
     return as_rgb8(array, str(path))
@@ -129,8 +131,11 @@ def write_mask(path: str | Path, mask: np.ndarray) -> Path:
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     """Write a file through ``write(stream)`` into a temporary file beside ``path``, then
-    rename it into place: a crash or a full disk never leaves a half-written ``path``."""
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    rename it into place: a crash or a full disk never leaves a half-written ``path``.
+    The file's mode follows the umask (like ``open``), and the folder is fsynced so
+    the rename survives a power cut."""
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # not mkstemp's 0600
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)
@@ -140,7 +145,21 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
     return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # platforms that cannot open folders
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on folders; the file itself is synced
+        pass
+    finally:
+        os.close(fd)
 
 
 def _check_image_path(path: Path) -> None:
@@ -153,16 +172,36 @@ def _check_image_path(path: Path) -> None:
 
 
 def _open(path: Path) -> Image.Image:
+    """Open and decode an image; a file that fails to decode is closed, never left open."""
+    image = None
     try:
         image = Image.open(path)
+        image.depth16 = _sixteen_bit_rawmode(image)  # known only before load() drops the tile list
         image.load()
         return image
-    except UnidentifiedImageError:
-        raise ImageReadError(f"{path} is not a readable image (the file is corrupt or not a {path.suffix} image)") from None
-    except Image.DecompressionBombError:
-        raise ImageReadError(f"{path} is larger than {MAX_SIDE}x{MAX_SIDE} px; refusing to decode it") from None
-    except (OSError, SyntaxError) as exc:
-        raise ImageReadError(f"{path} could not be decoded ({exc}); the file may be truncated") from None
+    except BaseException as exc:
+        if image is not None:
+            image.close()
+        if isinstance(exc, (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError)):
+            raise _decode_error(path, exc) from None
+        raise
+
+
+def _sixteen_bit_rawmode(image: Image.Image) -> bool:
+    return any(";16" in str(tile[3]) for tile in getattr(image, "tile", None) or ())
+
+
+def _sixteen_bit_colour(image: Image.Image) -> bool:
+    """Pillow decodes 16-bit RGB(A) PNG and TIFF as 8-bit RGB(A), keeping the high byte."""
+    return image.mode in ("RGB", "RGBA") and getattr(image, "depth16", False)
+
+
+def _decode_error(path: Path, exc: BaseException) -> ImageReadError:
+    if isinstance(exc, UnidentifiedImageError):
+        return ImageReadError(f"{path} is not a readable image (the file is corrupt or not a {path.suffix} image)")
+    if isinstance(exc, Image.DecompressionBombError):
+        return ImageReadError(f"{path} is larger than {MAX_SIDE}x{MAX_SIDE} px; refusing to decode it")
+    return ImageReadError(f"{path} could not be decoded ({exc}); the file may be truncated")
 
 
 def _pil_to_array(image: Image.Image, path: Path) -> np.ndarray:
