@@ -634,3 +634,40 @@ def test_write_mask_failure_before_rename_leaves_no_file(tmp_path, monkeypatch):
     assert not path.exists()
     assert list(tmp_path.iterdir()) == []
 
+
+
+# --------------------------------------------------------------------------- messages and open files
+
+
+def test_16bit_rgb_png_warns_naming_the_file(tmp_path, real_rgb):
+    import cv2
+
+    deep = real_rgb[:64, :80].astype(np.uint16) * 257
+    path = tmp_path / "rgb16.png"
+    cv2.imwrite(str(path), deep[..., ::-1])  # OpenCV writes BGR, 16 bits per channel
+    with pytest.warns(ImageConversionWarning, match=named(path)) as record:
+        image = read_image(path)
+    assert any("16-bit" in str(w.message) and "8 bits" in str(w.message) for w in record)
+    np.testing.assert_array_equal(image, real_rgb[:64, :80])
+
+
+def test_8bit_rgb_png_does_not_warn(tmp_path, no_conversion_warnings, real_rgb):
+    path = tmp_path / "rgb8.png"
+    Image.fromarray(real_rgb).save(path)
+    np.testing.assert_array_equal(read_image(path), real_rgb)
+
+
+@pytest.mark.parametrize("reader", [read_image, read_mask], ids=["image", "mask"])
+@pytest.mark.parametrize("fraction", [0.05, 0.5, 0.9])
+def test_a_file_that_fails_to_decode_is_closed(tmp_path, reader, fraction):
+    import gc
+
+    data = (ISIC_IMAGES / f"{REAL_ID}.jpg").read_bytes()
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[: int(len(data) * fraction)])
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises((ImageReadError, MaskError), match=named(path)):
+            reader(path)
+        gc.collect()
+    assert not [w for w in record if issubclass(w.category, ResourceWarning)], [str(w.message) for w in record]
