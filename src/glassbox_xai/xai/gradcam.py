@@ -1,5 +1,14 @@
 """Grad-CAM (Selvaraju et al. 2017) for every convolutional layer, grouped by stage,
-from ONE forward and ONE backward pass, plus the attention gates' own coefficient maps."""
+from ONE forward and ONE backward pass, plus the attention gates' own coefficient maps.
+
+Grad-CAM averages each channel's gradient over space before weighting the channel,
+so for a single-channel layer (``output_logits``) the map is that channel's
+activation, rectified and scaled, WHATEVER the target region: the region only sets
+the positive scale, which the division by the maximum removes. In decoder layers
+the averaged gradients change the channel weights only a little. This is what the
+method computes, not a bug; :mod:`.hirescam` keeps the spatial gradient and follows
+the region.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +18,23 @@ from typing import Generator
 import numpy as np
 
 from ..inference import Progress, run_to_end
-from ..model.attention_unet import layers_by_stage
 from .base import Explainer, native
+from .layer_pass import LayerPass, layer_pass, scaled
 
 
 @dataclass
 class GradCAMResult:
-    """``maps``: layer name -> Grad-CAM in [0, 1] (each divided by its own maximum) at
+    """``maps``: layer name -> map in [0, 1] (each divided by its own maximum) at
     native resolution; ``stages``: stage -> layer names in network order;
-    ``attention``: ``attention{i}`` -> gate coefficients in [0, 1] at native resolution."""
+    ``attention``: ``attention{i}`` -> gate coefficients in [0, 1] at native resolution;
+    ``model_maps``: the same maps at layer resolution, before resizing."""
 
     maps: dict[str, np.ndarray]
     stages: dict[str, list[str]]
     attention: dict[str, np.ndarray]
     score: float
     target: str
+    model_maps: dict[str, np.ndarray] | None = None
 
 
 def cam(activation: np.ndarray, gradient: np.ndarray) -> np.ndarray:
@@ -32,46 +43,26 @@ def cam(activation: np.ndarray, gradient: np.ndarray) -> np.ndarray:
     return np.maximum(np.tensordot(activation, weights, axes=([-1], [0])), 0.0).astype(np.float32)
 
 
-def _probe_model(explainer: Explainer, names: list[str]):
-    """One model sharing the explained model's layers, returning every listed layer's
-    output, the attention coefficients and the logits (built once per explainer)."""
-    import keras
-
-    cached = getattr(explainer, "_gradcam_probe", None)
-    if cached is not None and cached[0] == names:
-        return cached[1]
-    model = explainer.model
-    attention = {l.name: l.output for l in model.layers if l.name.endswith("_coefficients")}
-    probe = keras.Model(model.input, {"layers": {n: model.get_layer(n).output for n in names}, "attention": attention, "logits": model.output})
-    explainer._gradcam_probe = (names, probe)
-    return probe
+def cam_result(recorded: LayerPass, shape: tuple[int, int], reduce) -> GradCAMResult:
+    """Apply ``reduce(activation, gradient)`` to every recorded layer and resize to ``shape``."""
+    model_maps = {name: scaled(reduce(recorded.activations[name], recorded.gradients[name])) for name in recorded.activations}
+    maps = {name: native(m, shape) for name, m in model_maps.items()}
+    attention = {name: native(v, shape) for name, v in recorded.attention.items()}
+    return GradCAMResult(maps, recorded.stages, attention, recorded.score, recorded.target, model_maps)
 
 
-def gradcam(explainer: Explainer, image: np.ndarray, target="prediction", truth=None, layers: list[str] | None = None) -> Generator[Progress, None, GradCAMResult]:
-    """Grad-CAM of every convolution (or of ``layers``) for the target's mean logit."""
-    tf = explainer.tf
-    stages = layers_by_stage(explainer.model)
-    names = layers or [n for group in stages.values() for n in group]
+def gradcam(explainer: Explainer, image: np.ndarray, target="prediction", truth=None, layers: list[str] | None = None,
+            recorded: LayerPass | None = None) -> Generator[Progress, None, GradCAMResult]:
+    """Grad-CAM of every convolution (or of ``layers``) for the target's score on the logits;
+    ``recorded`` reuses a :func:`~.layer_pass.layer_pass` of the same image and target."""
     yield Progress(0, 2, "Grad-CAM: forward and backward pass")
-    x = explainer.prepare(image)
-    tgt = explainer.target(image.shape[:2], x, target, truth)
-    probe = _probe_model(explainer, names)
-    with tf.GradientTape() as tape:
-        out = probe(tf.convert_to_tensor(x), training=False)
-        acts = [out["layers"][n] for n in names]
-        tape.watch(acts)
-        score = explainer._score(out["logits"], tgt, "logits")
-    grads = tape.gradient(score, acts)
+    if recorded is None:
+        x = explainer.prepare(image)
+        recorded = layer_pass(explainer, x, explainer.target(image.shape[:2], x, target, truth), layers)
     yield Progress(1, 2, "Grad-CAM: maps")
-    maps = {}
-    for name, act, grad in zip(names, acts, grads):
-        raw = cam(act.numpy()[0], grad.numpy()[0])
-        peak = float(raw.max())
-        maps[name] = native(raw / peak if peak > 0 else raw, image.shape[:2])
-    attention = {name.replace("_coefficients", ""): native(np.asarray(v)[0, ..., 0], image.shape[:2]) for name, v in out["attention"].items()}
+    result = cam_result(recorded, image.shape[:2], cam)
     yield Progress(2, 2, "Grad-CAM: done")
-    grouped = {stage: [n for n in group if n in maps] for stage, group in stages.items()}
-    return GradCAMResult(maps, grouped, dict(sorted(attention.items())), float(score.numpy()[0]), tgt.name)
+    return result
 
 
 def compute_gradcam(explainer: Explainer, image: np.ndarray, **kwargs) -> GradCAMResult:
