@@ -143,3 +143,56 @@ def test_info_lists_device_models_and_versions(capsys):
     out = capsys.readouterr().out
     assert "device: CPU" in out or "device: GPU:" in out
     assert "installed models:" in out and "tensorflow" in out and "keras" in out
+
+
+def _rehash(bundle) -> None:
+    """Update a bundle's card to the current hashes, as an adversary who edits a file would."""
+    from glassbox_xai.model.card import sha256_file
+
+    card = json.loads((bundle / "card.json").read_text())
+    card["weights_sha256"] = sha256_file(bundle / "model.keras")
+    card["config_sha256"] = sha256_file(bundle / "config.json")
+    (bundle / "card.json").write_text(json.dumps(card))
+
+
+def _tamper_layer_config(bundle) -> None:
+    """Replace the first ReLU activation in the Keras archive's config.json by an unknown name."""
+    import zipfile
+
+    archive = bundle / "model.keras"
+    with zipfile.ZipFile(archive) as source:
+        members = {name: source.read(name) for name in source.namelist()}
+    text = members["config.json"].decode()
+    assert '"activation": "relu"' in text
+    members["config.json"] = text.replace('"activation": "relu"', '"activation": "evil"', 1).encode()
+    with zipfile.ZipFile(archive, "w") as target:
+        for name, data in members.items():
+            target.writestr(name, data)
+    _rehash(bundle)
+
+
+def _edit_json(bundle, name: str, key: str, value) -> None:
+    data = json.loads((bundle / name).read_text())
+    data[key] = value
+    (bundle / name).write_text(json.dumps(data))
+    _rehash(bundle)
+
+
+@pytest.mark.parametrize(
+    "tamper, expected",
+    [
+        (lambda b: _edit_json(b, "card.json", "threshold", 7), ["card.json", "threshold 7 is out of range", "between 0 and 1"]),
+        (lambda b: _edit_json(b, "config.json", "depth", 99), ["config.json", "depth must be an integer in [1, 6], got 99"]),
+        (_tamper_layer_config, ["model.keras", "config.json", "Activation", "evil"]),
+    ],
+    ids=["card-threshold-7", "bundle-config-depth", "layer-config-activation"],
+)
+def test_tampered_bundle_is_one_short_line_naming_file_and_value(tamper, expected, tiny_bundle, native_images, tmp_path, capsys):
+    bundle = tmp_path / "tampered"
+    shutil.copytree(tiny_bundle, bundle)
+    tamper(bundle)
+    assert main(["predict", str(native_images[0]), "-o", str(tmp_path / "out"), "--model", str(bundle)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and len(err) < 400, err
+    for part in expected:
+        assert part in err, (part, err)

@@ -77,10 +77,27 @@ def load_bundle(folder: str | Path) -> Bundle:
     try:
         model = keras.saving.load_model(folder / WEIGHTS_FILE, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a bad archive
-        raise BundleError(f"{folder / WEIGHTS_FILE} could not be loaded as a Keras model: {exc}") from None
+        raise BundleError(f"{folder / WEIGHTS_FILE} could not be loaded as a Keras model: {_short_load_error(exc)}") from None
     expected = (None, config.input_size, config.input_size, config.in_channels)
     if tuple(model.input_shape) != expected:
         raise BundleError(
             f"{folder / WEIGHTS_FILE} takes input {model.input_shape}, but {CONFIG_FILE} describes {expected}"
         )
     return Bundle(model=model, config=config, card=card, path=folder)
+
+
+def _short_load_error(exc: Exception, limit: int = 300) -> str:
+    """One line from Keras's nested deserialisation error (which repeats every enclosing
+    layer's whole config): the innermost layer named, and the innermost reason."""
+    import re
+
+    text = str(exc)
+    lines = text.rsplit("Exception encountered:", 1)[-1].strip().splitlines()
+    reason = lines[0] if lines else type(exc).__name__
+    layers = re.findall(r"deserializing class '(\w+)' using config=\{'name': '([^']+)'", text) or [
+        found for found in re.findall(r"'class_name': '(\w+)', 'config': \{'name': '([^']+)'", text) if not found[0].endswith("Policy")
+    ]
+    if layers:
+        kind, name = layers[-1]
+        reason = f"layer {name!r} ({kind}) in the archive's config.json: {reason}"
+    return reason if len(reason) <= limit else reason[: limit - 3] + "..."

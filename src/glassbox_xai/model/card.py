@@ -69,9 +69,9 @@ class ModelCard:
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
-            raise BundleError(f"card variant must be one of {VARIANTS}, got {self.variant!r}")
-        if not 0.0 < float(self.threshold) < 1.0:
-            raise BundleError(f"card threshold must be in (0, 1), got {self.threshold!r}")
+            raise BundleError(f"card variant {self.variant!r} is unknown; expected one of {', '.join(VARIANTS)}")
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) or not 0.0 < float(self.threshold) < 1.0:
+            raise BundleError(f"card threshold {self.threshold!r} is out of range; expected a number between 0 and 1 (exclusive)")
 
     def summary(self) -> str:
         """One line for listings: variant, name, key validation metrics."""
@@ -137,6 +137,8 @@ def read_card(folder: str | Path) -> ModelCard:
         return ModelCard(**data)
     except TypeError as exc:
         raise BundleError(f"{path} has unexpected fields: {exc}") from None
+    except BundleError as exc:
+        raise BundleError(f"{path}: {exc}") from None
 
 
 def verify_bundle(folder: str | Path) -> tuple[ModelCard, ModelConfig]:
