@@ -1,0 +1,45 @@
+"""HiRes-CAM (Draelos & Carin 2020) for every convolutional layer: the gradient times the
+activation, element-wise, summed over channels, with no averaging of the gradient.
+
+It comes from the same single forward and backward pass as Grad-CAM
+(:func:`~.layer_pass.layer_pass`). Because the gradient keeps its spatial layout, the
+map follows the target: at ``output_logits`` it is the logit times the region's weight
+at each pixel, so a drawn region shows up where Grad-CAM shows the whole prediction.
+For a target whose score is a sum over the layer's outputs it is exact: the map sums
+to the score's first-order part (gradient . activation) before the ReLU.
+"""
+
+from __future__ import annotations
+
+from typing import Generator
+
+import numpy as np
+
+from ..inference import Progress, run_to_end
+from .base import Explainer
+from .gradcam import GradCAMResult, cam_result
+from .layer_pass import LayerPass, layer_pass
+
+
+def hires_cam(activation: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+    """HiRes-CAM of one layer: ReLU of sum over channels of gradient x activation."""
+    return np.maximum((activation * gradient).sum(axis=-1), 0.0).astype(np.float32)
+
+
+def hirescam(explainer: Explainer, image: np.ndarray, target="prediction", truth=None, layers: list[str] | None = None,
+             recorded: LayerPass | None = None) -> Generator[Progress, None, GradCAMResult]:
+    """HiRes-CAM of every convolution (or of ``layers``), each map divided by its maximum;
+    ``recorded`` reuses a :func:`~.layer_pass.layer_pass` of the same image and target."""
+    yield Progress(0, 2, "HiRes-CAM: forward and backward pass")
+    if recorded is None:
+        x = explainer.prepare(image)
+        recorded = layer_pass(explainer, x, explainer.target(image.shape[:2], x, target, truth), layers)
+    yield Progress(1, 2, "HiRes-CAM: maps")
+    result = cam_result(recorded, image.shape[:2], hires_cam)
+    yield Progress(2, 2, "HiRes-CAM: done")
+    return result
+
+
+def compute_hirescam(explainer: Explainer, image: np.ndarray, **kwargs) -> GradCAMResult:
+    """Synchronous :func:`hirescam`."""
+    return run_to_end(hirescam(explainer, image, **kwargs))[-1]
