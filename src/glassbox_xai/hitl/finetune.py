@@ -37,13 +37,19 @@ class FinetuneSettings:
     freeze_batchnorm: bool = False  # keep the parent's normalisation statistics (small sets, small batches)
 
 
-def set_samples(store: RetrainingSet) -> list[Sample]:
-    """The corrections of a retraining set as samples (image, corrected mask)."""
+def set_samples(store: RetrainingSet, manifest: dict[str, Any] | None = None) -> list[Sample]:
+    """The corrections of a retraining set as samples: each image with the mask of its latest
+    accepted version (the immutable file in ``history/``, checked against its sidecar's sha256),
+    never the ``masks/`` copy.
+
+    Raises:
+        StoreError: the set is empty, or an accepted mask differs from its sidecar.
+    """
     samples = []
-    for image_id, item in store.manifest()["items"].items():
+    for image_id, item in (manifest or store.manifest())["items"].items():
         image = Path(item["image"]["path"])
         image = image if image.is_absolute() else store.root / image
-        samples.append(Sample(image_id, image, store.root / item["mask"]))
+        samples.append(Sample(image_id, image, store.verified_mask(image_id, item["version"])))
     if not samples:
         raise StoreError(f"the retraining set at {store.root} holds no corrections yet; accept some corrected masks first")
     return samples
