@@ -19,6 +19,7 @@ import numpy as np
 from .data.io import read_image
 from .data.layout import Sample
 from .data.resize import to_model_input, to_native
+from .jobs import Progress  # noqa: F401  (jobs here yield it; re-exported)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,15 +45,6 @@ class Failure:
 
     sample: Sample
     message: str
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A progress report from a long job: ``done`` of ``total`` steps."""
-
-    done: int
-    total: int
-    message: str = ""
 
 
 def compute_device() -> str:
