@@ -12,22 +12,27 @@ import numpy as np
 import pytest
 
 from glassbox_xai.data.io import read_image, read_mask
+from glassbox_xai.jobs import drive
 from glassbox_xai.metrics import Confusion, scores
-from glassbox_xai.worker.client import JobCancelled, ModelWorker, WorkerCrashed, WorkerError
+from glassbox_xai.worker import protocol
+from glassbox_xai.worker.client import JobCancelled, ModelWorker, WorkerCrashed, WorkerError, WorkerTimeout
+
+TEST_OPS = ("worker_test_ops",)  # tests/core/worker_test_ops.py: sleep, crash, lookup, echo
 
 
 def drain(job):
     progress = []
-    while True:
-        try:
-            progress.append(next(job))
-        except StopIteration as stop:
-            return progress, stop.value
+    return progress, drive(job, progress.append)
 
 
 @pytest.fixture(scope="module")
-def worker():
-    w = ModelWorker()
+def log_file(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("logs") / "worker.log"
+
+
+@pytest.fixture(scope="module")
+def worker(log_file):
+    w = ModelWorker(log_file=log_file, extra_ops=TEST_OPS)
     yield w
     w.stop()
 
@@ -35,7 +40,7 @@ def worker():
 def test_info_runs_in_another_process(worker):
     _, info = drain(worker.run("info"))
     assert info["pid"] != os.getpid() and (info["device"] == "CPU" or info["device"].startswith("GPU:"))
-    assert worker.device == info["device"]
+    assert worker.device == info["device"] and worker.pid == info["pid"]
 
 
 def test_segment_returns_native_maps_and_metrics(worker, tiny_bundle, native_images):
@@ -50,10 +55,65 @@ def test_segment_returns_native_maps_and_metrics(worker, tiny_bundle, native_ima
 def test_errors_come_back_as_messages(worker, tmp_path):
     with pytest.raises(WorkerError, match="does not exist|no card.json|not a folder"):
         drain(worker.run("segment", image=np.zeros((64, 64, 3), np.uint8), bundle=str(tmp_path / "nowhere")))
-    with pytest.raises(WorkerError, match="unknown worker operation"):
+    with pytest.raises(WorkerError, match="unknown worker operation 'fly'; expected one of .*'segment'") as unknown:
         drain(worker.run("fly"))
+    assert unknown.value.kind == protocol.UNKNOWN_OPERATION
     _, info = drain(worker.run("info"))  # the worker survives errors
-    assert info["pid"] != os.getpid()
+    assert info["pid"] == worker.pid
+
+
+def test_a_key_error_inside_an_operation_is_reported_as_itself_with_its_traceback_in_the_log(worker, log_file):
+    with pytest.raises(WorkerError) as caught:
+        drain(worker.run("lookup", table={"a": 1}, key="missing"))
+    error = caught.value
+    assert error.kind == "KeyError" and "unknown worker operation" not in str(error)
+    assert str(error) == "KeyError: 'missing' (in worker operation 'lookup')"
+    assert "in op_lookup" in error.traceback and "return table[key]" in error.traceback
+    assert error.log_file == str(log_file) and error.summary.endswith(f"(full traceback in {log_file})")
+    assert error.traceback in log_file.read_text()  # the whole traceback, not a few lines
+
+
+def test_a_client_of_another_protocol_version_is_refused_with_a_clear_message(monkeypatch, tmp_path):
+    w = ModelWorker(log_file=tmp_path / "worker.log")
+    monkeypatch.setattr(protocol, "PROTOCOL_VERSION", protocol.PROTOCOL_VERSION + 1)  # only this (the client's) side
+    with pytest.raises(WorkerError, match=r"napari client speaks GlassBox worker protocol version \d+, this side version \d+") as caught:
+        drain(w.run("info"))
+    assert caught.value.kind == protocol.PROTOCOL_MISMATCH and not isinstance(caught.value, WorkerCrashed)
+    assert "reinstall" in str(caught.value) and not w.alive
+    monkeypatch.undo()
+    _, info = drain(w.run("info"))  # a client of the right version gets a worker
+    assert info["pid"] == w.pid
+    w.stop()
+
+
+@pytest.mark.parametrize("theirs, refused", [(protocol.PROTOCOL_VERSION, False), (1, True), (None, True), ("2", True)])
+def test_version_check(theirs, refused):
+    message = protocol.version_mismatch(theirs, "model worker")
+    assert (message is not None) == refused
+    if refused:
+        assert f"version {theirs!r}" in message and "model worker" in message
+
+
+def test_test_operations_do_not_ship():
+    from glassbox_xai.worker.server import OPS
+
+    assert {"sleep", "crash", "lookup", "echo"}.isdisjoint(OPS)
+
+
+def test_arguments_that_cannot_be_sent_are_refused_before_the_worker_is_touched(worker):
+    _, before = drain(worker.run("info"))
+    with pytest.raises(WorkerError, match="cannot be sent to the model worker"):
+        drain(worker.run("echo", payload=lambda: 0))
+    _, after = drain(worker.run("info"))
+    assert after["pid"] == before["pid"]
+
+
+def test_a_job_past_its_timeout_stops_the_worker_and_the_next_job_runs(worker):
+    with pytest.raises(WorkerTimeout, match="took too long for 'sleep'"):
+        drain(worker.run("sleep", timeout_s=1.0, seconds=30, steps=300))
+    assert not worker.alive
+    _, out = drain(worker.run("sleep", timeout_s=120, seconds=0.1, steps=2))
+    assert out == {"slept": 0.1}
 
 
 def test_cancel_stops_a_job_at_once_and_the_worker_goes_on(worker):

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Generator
 
-from ..inference import Progress
+from ..jobs import Progress
 
 
 class _Stop(Exception):

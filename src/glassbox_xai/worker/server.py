@@ -1,14 +1,19 @@
 """The model worker process: TensorFlow lives here, never in the napari process.
 
-The parent sends requests ``(job_id, op, kwargs)`` over a pipe; the worker answers
-with ``("progress", job_id, done, total, message)``, then ``("result", job_id,
-payload)`` or ``("error", job_id, kind, message)``. Payloads are plain arrays,
-numbers, strings and dicts. Loaded bundles are cached by path between requests.
-A cancel event set by the parent stops a job at its next progress step.
+It speaks the typed messages of :mod:`.protocol`: a :class:`~.protocol.Hello`
+handshake (a client of another protocol version is refused), then one
+:class:`~.protocol.Request` at a time, answered by progress and a result or an
+error. Payloads are plain arrays, numbers, strings and dicts. Loaded bundles are
+cached by path between requests. A cancel event set by the parent stops a job at
+its next progress step. Every failure's whole traceback goes to the log file the
+client named, and back to the client with the error.
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
+import logging.handlers
 import os
 import traceback
 from pathlib import Path
@@ -16,38 +21,101 @@ from typing import Any, Callable, Generator
 
 import numpy as np
 
-from ..inference import Progress
+from ..jobs import Progress, Stopped, drive
+from . import protocol
 from .hitl_ops import op_finetune, op_rank
 
-
-class Cancelled(Exception):
-    """The parent asked the worker to stop the current job."""
+log = logging.getLogger(__name__)
 
 
 def serve(conn, cancel_event) -> None:
-    """Worker main loop: answer requests until the pipe closes or ``None`` arrives."""
+    """Worker main loop: the handshake, then answer requests until the pipe closes or
+    :class:`~.protocol.Shutdown` arrives."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     _yield_cpu_to_the_viewer()
+    try:
+        hello = conn.recv()
+    except (EOFError, OSError):
+        return
+    ops = _handshake(conn, hello)
+    if ops is None:
+        return
     state = WorkerState()
     while True:
         try:
             request = conn.recv()
         except (EOFError, OSError):
             return
-        if request is None:
+        if request is None or isinstance(request, protocol.Shutdown):
             return
-        job_id, op, kwargs = request  # the client clears the cancel event before sending
-        try:
-            handler = OPS[op]
-            job = handler(state, **kwargs)
-            result = _drive(job, lambda p: conn.send(("progress", job_id, p.done, p.total, p.message)), cancel_event)
-            conn.send(("result", job_id, result))
-        except Cancelled:
-            conn.send(("error", job_id, "cancelled", "cancelled"))
-        except KeyError:
-            conn.send(("error", job_id, "ValueError", f"unknown worker operation {op!r}; expected one of {sorted(OPS)}"))
-        except Exception as exc:  # every failure goes back to the parent as a message
-            conn.send(("error", job_id, type(exc).__name__, f"{exc}\n{traceback.format_exc(limit=3)}" if not isinstance(exc, ValueError) else str(exc)))
+        conn.send(_answer(request, ops, state, conn, cancel_event))
+
+
+def _handshake(conn, hello) -> dict[str, Callable[..., Generator]] | None:
+    """Check the client's protocol version and set up logging; the operations this worker runs, or None (refused)."""
+    refusal = protocol.version_mismatch(getattr(hello, "version", None), "napari client")
+    if not isinstance(hello, protocol.Hello) or refusal:
+        conn.send(protocol.Error(0, protocol.PROTOCOL_MISMATCH, refusal or f"expected a Hello message first, got {type(hello).__name__}"))
+        return None
+    log_file = _log_to(hello.log_file)
+    ops = dict(OPS)
+    try:
+        for module in hello.extra_ops:
+            ops.update(importlib.import_module(module).OPS)
+    except Exception as exc:  # the client asked for operations this worker cannot load
+        conn.send(_error(0, f"loading worker operations from {hello.extra_ops}", exc, log_file))
+        return None
+    log.info("model worker %d ready (protocol %d, operations %s)", os.getpid(), protocol.PROTOCOL_VERSION, sorted(ops))
+    conn.send(protocol.Ready(protocol.PROTOCOL_VERSION, os.getpid(), tuple(sorted(ops))))
+    return ops
+
+
+def _answer(request, ops: dict, state: "WorkerState", conn, cancel_event):
+    """Run one request; its :class:`~.protocol.Result` or :class:`~.protocol.Error`."""
+    if not isinstance(request, protocol.Request):
+        return protocol.Error(0, "TypeError", f"expected a Request, got {type(request).__name__}")
+    handler = ops.get(request.op)  # looked up before running: a KeyError inside an op is reported as itself
+    if handler is None:
+        return protocol.Error(request.job_id, protocol.UNKNOWN_OPERATION,
+                              f"unknown worker operation {request.op!r}; expected one of {sorted(ops)}")
+    try:  # the client clears the cancel event before sending
+        value = drive(handler(state, **request.kwargs), on_progress=lambda p: conn.send(protocol.JobProgress(request.job_id, p)),
+                      should_stop=cancel_event.is_set)
+    except Stopped:
+        return protocol.Error(request.job_id, protocol.CANCELLED, "cancelled")
+    except Exception as exc:  # every failure goes back to the parent as a message, and to the log
+        return _error(request.job_id, f"worker operation {request.op!r}", exc, _log_file())
+    return protocol.Result(request.job_id, value)
+
+
+def _error(job_id: int, what: str, exc: Exception, log_file: str) -> protocol.Error:
+    text = traceback.format_exc()
+    log.error("%s failed (job %d):\n%s", what, job_id, text)
+    # a ValueError (bad image, mask, bundle) carries a message written for the user; anything else is named
+    message = str(exc) if isinstance(exc, ValueError) and str(exc) else f"{type(exc).__name__}: {exc} (in {what})"
+    return protocol.Error(job_id, type(exc).__name__, message, text, log_file)
+
+
+def _log_to(path: str) -> str:
+    """Send this process's ``glassbox_xai`` log records to ``path`` (rotated at 1 MB); the path, or "" when it cannot be written."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
+    except OSError as exc:
+        print(f"glassbox model worker: cannot write its log {path} ({exc}); tracebacks go to the notification only")
+        return ""
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("glassbox_xai")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return path
+
+
+def _log_file() -> str:
+    for handler in logging.getLogger("glassbox_xai").handlers:
+        if isinstance(handler, logging.FileHandler):
+            return handler.baseFilename
+    return ""
 
 
 WORKER_NICENESS = 10
@@ -61,19 +129,6 @@ def _yield_cpu_to_the_viewer() -> None:
         os.nice(WORKER_NICENESS)
     except (AttributeError, OSError):  # no nice() on this platform, or not permitted: run at normal priority
         pass
-
-
-def _drive(job: Generator, report: Callable[[Progress], None], cancel_event) -> Any:
-    while True:
-        if cancel_event.is_set():
-            job.close()
-            raise Cancelled
-        try:
-            item = next(job)
-        except StopIteration as stop:
-            return stop.value
-        if isinstance(item, Progress):
-            report(item)
 
 
 class WorkerState:
@@ -165,22 +220,6 @@ def op_explain(state: WorkerState, image: np.ndarray, bundle: str, methods: tupl
     }
 
 
-def op_sleep(state: WorkerState, seconds: float, steps: int = 10) -> Generator[Progress, None, dict]:
-    """A job that only waits (used to test progress and cancelling)."""
-    import time
-
-    for i in range(steps):
-        time.sleep(seconds / steps)
-        yield Progress(i + 1, steps, "sleeping")
-    return {"slept": seconds}
-
-
-def op_crash(state: WorkerState) -> Generator[Progress, None, dict]:
-    """Ends the worker process abruptly (used to test recovery from a crash)."""
-    yield Progress(0, 1, "crashing")
-    os._exit(3)
-
-
 def op_compare_folder(state: WorkerState, folder: str, bundles: list[str], names: list[str] | None = None,
                       n_picks: int = 3) -> Generator[Progress, None, dict]:
     """Score several bundles on a folder of images with masks (see :mod:`glassbox_xai.comparison`):
@@ -204,5 +243,7 @@ def op_compare_folder(state: WorkerState, folder: str, bundles: list[str], names
 
 OPS: dict[str, Callable[..., Generator]] = {
     "info": op_info, "segment": op_segment, "explain": op_explain, "compare": op_compare, "compare_folder": op_compare_folder,
-    "rank": op_rank, "finetune": op_finetune, "sleep": op_sleep, "crash": op_crash,
+    "rank": op_rank, "finetune": op_finetune,
 }
+"""The operations every worker runs. Tests add their own (a job that sleeps, one that
+crashes) through :class:`~.protocol.Hello` ``extra_ops``; none ship here."""
