@@ -152,7 +152,7 @@ class JobWidget(Container):
             show_info("GlassBox: cancelled")
         else:
             self._status.value = "failed"
-            error(str(exc).splitlines()[0])
+            error(exc.summary)  # the first line, and the log that holds the worker's traceback
 
     def _on_finished(self) -> None:
         self._run.enabled, self._cancel.enabled = True, False
