@@ -2,7 +2,7 @@
 
 Inputs and outputs are plain arrays, paths and small dicts, so the napari side can
 call this in a worker process. Long jobs are generators that yield progress and
-return the result; :func:`run_to_end` drives one to completion for scripts.
+return the result; :func:`glassbox_xai.jobs.drive` runs one to completion for scripts.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .data.io import read_image
 from .data.layout import Sample
 from .data.resize import to_model_input, to_native
 from .jobs import Progress  # noqa: F401  (jobs here yield it; re-exported)
+from .refine import guided_refine
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,22 +73,29 @@ class Segmenter:
         bundle: a loaded :class:`~glassbox_xai.model.bundle.Bundle`.
         threshold: probability threshold (default: the model card's).
         batch_size: images per model call over folders.
-        tta: average the logits of the image and its horizontal, vertical and
-            double flips (one model call of 4x the batch). Default: the card's.
+        tta: test-time augmentation, averaged in logit space: ``False``; ``True`` or
+            ``"flips"``, the image and its horizontal, vertical and double flips (one
+            model call of 4x the batch); ``"d4"``, those and the four transposed ones
+            (all eight flips and 90-degree rotations, 8x). Default: the card's.
         postprocess: keep the largest connected lesion and fill its holes in the
             mask (probabilities and logits are left as the model gave them).
             Default: the card's.
+        refine: refine the native-resolution probabilities with the photograph as a
+            guide (:mod:`glassbox_xai.refine`), so the boundary follows the photograph's
+            edges; the mask is thresholded from the refined map, the logits stay as the
+            model gave them. Default: the card's.
     """
 
-    def __init__(self, bundle, threshold: float | None = None, batch_size: int = 4, tta: bool | None = None, postprocess: bool | None = None) -> None:
+    def __init__(self, bundle, threshold: float | None = None, batch_size: int = 4, tta: bool | str | None = None, postprocess: bool | None = None, refine: bool | None = None) -> None:
         self.bundle = bundle
         self.threshold = float(bundle.card.threshold if threshold is None else threshold)
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         self.batch_size = max(1, int(batch_size))
         defaults = bundle.card.inference or {}
-        self.tta = bool(defaults.get("tta", False) if tta is None else tta)
+        self.tta = tta_mode(defaults.get("tta", False) if tta is None else tta)
         self.postprocess = bool(defaults.get("postprocess", False) if postprocess is None else postprocess)
+        self.refine = bool(defaults.get("refine", False) if refine is None else refine)
         self.device = compute_device()
         log.info("model %s runs on %s", bundle.path, self.device)
 
@@ -107,17 +115,17 @@ class Segmenter:
         if not isinstance(image, np.ndarray):
             image = read_image(image)
         logits = self.model_logits(to_model_input(image, self.input_size)[None])[0]
-        return self._to_prediction(logits, image.shape[:2])
+        return self._to_prediction(logits, image)
 
     def model_logits(self, batch: np.ndarray) -> np.ndarray:
         """Logits at model resolution for a (N, size, size, 3) float batch in [0, 1]."""
         batch = np.asarray(batch, dtype=np.float32)
         if not self.tta:
             return np.asarray(self.bundle.model.predict_on_batch(batch), dtype=np.float32)[..., 0]
-        flips = np.concatenate([batch, batch[:, :, ::-1], batch[:, ::-1], batch[:, ::-1, ::-1]])
-        out = np.asarray(self.bundle.model.predict_on_batch(flips), dtype=np.float32)[..., 0]
+        views = TTA_VIEWS[self.tta]
+        out = np.asarray(self.bundle.model.predict_on_batch(np.concatenate([_view(batch, v) for v in views])), dtype=np.float32)[..., 0]
         n = len(batch)
-        return (out[:n] + out[n : 2 * n, :, ::-1] + out[2 * n : 3 * n, ::-1] + out[3 * n :, ::-1, ::-1]) / 4.0
+        return np.mean([_unview(out[i * n : (i + 1) * n], v) for i, v in enumerate(views)], axis=0)
 
     def predict_samples(self, samples: Iterable[Sample]) -> Generator[Progress | Failure | tuple[Sample, Prediction], None, None]:
         """Segment many samples, yielding ``(sample, prediction)`` per image, a
@@ -134,26 +142,58 @@ class Segmenter:
             for chunk in _chunks(zip(samples, loaded), self.batch_size):
                 good = [(sample, item) for sample, item in chunk if not isinstance(item, Failure)]
                 logits = self.model_logits(np.stack([x for _, (_, x) in good])) if good else []
-                results = {id(sample): self._to_prediction(l, shape) for (sample, (shape, _)), l in zip(good, logits)}
+                results = {id(sample): self._to_prediction(l, image) for (sample, (image, _)), l in zip(good, logits)}
                 for sample, item in chunk:
                     done += 1
                     yield item if isinstance(item, Failure) else (sample, results[id(sample)])
                     yield Progress(done, len(samples), sample.id)
 
-    def _load(self, sample: Sample) -> tuple[tuple[int, int], np.ndarray] | Failure:
+    def _load(self, sample: Sample) -> tuple[np.ndarray, np.ndarray] | Failure:
         try:
             image = read_image(sample.image)
         except ValueError as exc:  # ImageReadError: corrupt, unsupported or odd-shaped file
             return Failure(sample, str(exc))
-        return image.shape[:2], to_model_input(image, self.input_size)
+        return image, to_model_input(image, self.input_size)
 
-    def _to_prediction(self, logits: np.ndarray, shape: tuple[int, int]) -> Prediction:
-        native = to_native(logits, shape)
+    def _to_prediction(self, logits: np.ndarray, image: np.ndarray) -> Prediction:
+        native = to_native(logits, image.shape[:2])
         probabilities = sigmoid(native)
+        if self.refine:
+            probabilities = guided_refine(probabilities, image, self.input_size)
         mask = probabilities > self.threshold
         if self.postprocess:
             mask = largest_component_filled(mask)
         return Prediction(native, probabilities, mask, self.threshold)
+
+
+#: Test-time views as (transpose, flip rows, flip columns), applied in that order.
+TTA_VIEWS: dict[str, tuple[tuple[bool, bool, bool], ...]] = {
+    "flips": ((False, False, False), (False, False, True), (False, True, False), (False, True, True)),
+    "d4": tuple((t, r, c) for t in (False, True) for r in (False, True) for c in (False, True)),
+}
+
+
+def tta_mode(value: bool | str | None) -> str | bool:
+    """A card's or caller's ``tta`` as ``False``, ``"flips"`` or ``"d4"`` (``True`` means ``"flips"``)."""
+    if value in (None, False, "none", "off"):
+        return False
+    if value is True or value == "flips":
+        return "flips"
+    if value == "d4":
+        return "d4"
+    raise ValueError(f"tta must be false, true, 'flips' or 'd4', got {value!r}")
+
+
+def _view(batch: np.ndarray, view: tuple[bool, bool, bool]) -> np.ndarray:
+    transpose, rows, cols = view
+    out = batch.transpose(0, 2, 1, 3) if transpose else batch
+    return out[:, ::-1 if rows else 1, ::-1 if cols else 1]
+
+
+def _unview(maps: np.ndarray, view: tuple[bool, bool, bool]) -> np.ndarray:
+    transpose, rows, cols = view
+    out = maps[:, ::-1 if rows else 1, ::-1 if cols else 1]
+    return out.transpose(0, 2, 1) if transpose else out
 
 
 def largest_component_filled(mask: np.ndarray) -> np.ndarray:
@@ -172,24 +212,14 @@ def largest_component_filled(mask: np.ndarray) -> np.ndarray:
 
 
 def run_to_end(job: Generator, on_progress: Callable[[Progress], None] | None = None) -> list:
-    """Drive a job generator to its end, passing progress to ``on_progress``.
+    """Deprecated: use :func:`glassbox_xai.jobs.drive`, which returns the job's result
+    itself (``on_item`` receives anything else it yields), instead of this list of the
+    non-progress items followed by the return value (when not ``None``)."""
+    from .jobs import drive
 
-    Returns the non-progress items the job yielded, followed by its return value
-    when that is not ``None``.
-    """
-    items = []
-    while True:
-        try:
-            item = next(job)
-        except StopIteration as stop:
-            if stop.value is not None:
-                items.append(stop.value)
-            return items
-        if isinstance(item, Progress):
-            if on_progress:
-                on_progress(item)
-        else:
-            items.append(item)
+    items: list = []
+    result = drive(job, on_progress, on_item=items.append)
+    return items if result is None else [*items, result]
 
 
 def _prefetch(pool: ThreadPoolExecutor, fn: Callable[[T], object], items: list[T], ahead: int) -> Iterator:
