@@ -3,7 +3,7 @@
 For each variant: the macro (challenge) metrics, the pooled confusion counts, the
 Dice of every image, and the typical, best and worst images by Dice. Headless
 and plain-data in, plain-data out, so the model worker runs it for the napari
-Compare widget and scripts can run it with :func:`~glassbox_xai.inference.run_to_end`.
+Compare widget and scripts can run it with :func:`~glassbox_xai.jobs.drive`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 from .data.io import MaskError
 from .data.layout import Sample
 from .evaluation import evaluate_model
-from .inference import Failure, Progress
+from .inference import Failure
+from .jobs import Progress, relay
 from .metrics import Evaluation, macro_average, scores
 from .report import review_picks
 
@@ -108,14 +109,11 @@ def compare_variants(bundles: Sequence[tuple[str, str | Path]], samples: Sequenc
 def evaluate_keeping_failures(segmenter, samples: Sequence[Sample], name: str, offset: int, total: int) -> Generator[Progress, None, tuple[Evaluation, list[Failure]]]:
     """``evaluate_model`` with its progress shifted into the whole comparison, and its failures kept."""
     failures: list[Failure] = []
-    job = evaluate_model(segmenter, list(samples))
-    while True:
-        try:
-            item = next(job)
-        except StopIteration as stop:
-            return stop.value, failures
-        if isinstance(item, Failure):
-            failures.append(item)
-            yield Progress(offset, total, f"{name}: skipped {item.sample.id} ({item.message.splitlines()[0]})")
-        else:
-            yield Progress(offset + item.done, total, f"{name}: {item.message}")
+
+    def skipped(failure: Failure) -> Progress:
+        failures.append(failure)
+        return Progress(offset, total, f"{name}: skipped {failure.sample.id} ({failure.message.splitlines()[0]})")
+
+    evaluation = yield from relay(evaluate_model(segmenter, list(samples)),
+                                  lambda p: Progress(offset + p.done, total, f"{name}: {p.message}"), skipped)
+    return evaluation, failures

@@ -63,3 +63,31 @@ def drive(job: Generator[Any, None, R], on_progress: Callable[[Progress], None] 
             job.close()
             raise TypeError(f"the job {getattr(job, '__name__', job)!r} yielded a {type(item).__name__}; expected only "
                             f"Progress (pass on_item to drive() to receive anything else it yields)")
+
+
+def relay(job: Generator[Any, None, R], map_progress: Callable[[Progress], Progress] | None = None,
+          on_item: Callable[[Any], Progress | None] | None = None) -> Generator[Progress, None, R]:
+    """Run ``job`` inside another job (``result = yield from relay(job, ...)``).
+
+    Its progress is passed on, through ``map_progress`` when given (e.g. to place it
+    within a larger job's total); anything else it yields goes to ``on_item``, which
+    may return a :class:`Progress` to pass on in its place.
+
+    Raises:
+        TypeError: the job yielded something other than Progress and no ``on_item`` was given.
+    """
+    while True:
+        try:
+            item = next(job)
+        except StopIteration as stop:
+            return stop.value
+        if isinstance(item, Progress):
+            yield map_progress(item) if map_progress is not None else item
+        elif on_item is not None:
+            report = on_item(item)
+            if report is not None:
+                yield report
+        else:
+            job.close()
+            raise TypeError(f"the job {getattr(job, '__name__', job)!r} yielded a {type(item).__name__}; expected only "
+                            f"Progress (pass on_item to relay() to receive anything else it yields)")

@@ -12,7 +12,8 @@ from data_paths import ISIC_IMAGES, ISIC_MASKS
 from glassbox_xai.comparison import PICK_KINDS, compare_variants
 from glassbox_xai.data.io import MaskError, read_image, read_mask
 from glassbox_xai.data.layout import discover
-from glassbox_xai.inference import Segmenter, run_to_end
+from glassbox_xai.inference import Segmenter
+from glassbox_xai.jobs import drive
 from glassbox_xai.metrics import Confusion, macro_average, scores
 from glassbox_xai.model.registry import resolve_bundle
 from glassbox_xai.napari.layers import (
@@ -38,7 +39,7 @@ def folder(tmp_path_factory, val_ids):
 def compared(folder, tiny_bundle):
     bundles = [("tiny", tiny_bundle), ("dice", resolve_bundle("dice"))]
     progress = []
-    *_, variants = run_to_end(compare_variants(bundles, discover(folder, require_masks=True), n_picks=2), progress.append)
+    variants = drive(compare_variants(bundles, discover(folder, require_masks=True), n_picks=2), progress.append)
     return bundles, variants, progress
 
 
@@ -93,7 +94,7 @@ def test_an_unreadable_image_is_reported_not_fatal(folder, tmp_path, tiny_bundle
         shutil.copy(path, tmp_path)
     (tmp_path / "ISIC_9999999.jpg").write_bytes(b"not a jpeg")
     shutil.copy(next(folder.glob("*_segmentation.png")), tmp_path / "ISIC_9999999_segmentation.png")
-    *_, variants = run_to_end(compare_variants([("tiny", tiny_bundle)], discover(tmp_path, require_masks=True)))
+    variants = drive(compare_variants([("tiny", tiny_bundle)], discover(tmp_path, require_masks=True)))
     (variant,) = variants
     assert variant.n_images == N_IMAGES and "ISIC_9999999" not in variant.dice
     assert [f["id"] for f in variant.failures] == ["ISIC_9999999"] and variant.failures[0]["message"]
@@ -113,14 +114,14 @@ def test_the_worker_op_returns_paths_and_refuses_a_folder_without_masks(folder, 
     from glassbox_xai.worker.server import OPS, WorkerState
 
     state = WorkerState()
-    *_, result = run_to_end(OPS["compare_folder"](state, folder=str(folder), bundles=[str(tiny_bundle)], n_picks=1))
+    result = drive(OPS["compare_folder"](state, folder=str(folder), bundles=[str(tiny_bundle)], n_picks=1))
     (variant,) = result["variants"]
     assert variant["name"] == "tiny" and set(result["images"]) == set(variant["dice"])
     assert all(result["masks"][i].endswith(f"{i}_segmentation.png") for i in result["images"])
     assert result["card"]["name"] == f"1 model(s) on {N_IMAGES} images" and result["device"]
     shutil.copy(next(folder.glob("*.jpg")), tmp_path)
     with pytest.raises(MaskError, match="have no mask"):
-        run_to_end(OPS["compare_folder"](state, folder=str(tmp_path), bundles=[str(tiny_bundle)]))
+        drive(OPS["compare_folder"](state, folder=str(tmp_path), bundles=[str(tiny_bundle)]))
 
 
 def test_folder_html_shows_macro_metrics_confusion_and_failures():

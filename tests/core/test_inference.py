@@ -7,7 +7,8 @@ import pytest
 
 from glassbox_xai.data.io import read_image
 from glassbox_xai.data.layout import Sample, discover
-from glassbox_xai.inference import Failure, Prediction, Progress, Segmenter, run_to_end, sigmoid
+from glassbox_xai.inference import Failure, Prediction, Progress, Segmenter, sigmoid
+from glassbox_xai.jobs import drive
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,8 @@ def test_batched_folder_matches_one_at_a_time(segmenter, native_images, tmp_path
     samples = discover(native_images[0].parent)
     corrupt = tmp_path / "ISIC_0000000.jpg"
     corrupt.write_bytes(b"not a jpeg at all")
-    items = run_to_end(segmenter.predict_samples([*samples[:4], Sample("ISIC_0000000", corrupt), samples[4]]))
+    items = []
+    drive(segmenter.predict_samples([*samples[:4], Sample("ISIC_0000000", corrupt), samples[4]]), on_item=items.append)
     failures = [i for i in items if isinstance(i, Failure)]
     results = [i for i in items if not isinstance(i, Failure)]
     assert [f.sample.image for f in failures] == [corrupt]
@@ -49,7 +51,7 @@ def test_batched_folder_matches_one_at_a_time(segmenter, native_images, tmp_path
 
 def test_progress_counts_every_image(segmenter, native_images):
     seen = []
-    run_to_end(segmenter.predict_samples(discover(native_images[:2])), seen.append)
+    drive(segmenter.predict_samples(discover(native_images[:2])), seen.append, on_item=lambda item: None)
     assert [(p.done, p.total) for p in seen] == [(0, 2), (1, 2), (2, 2)]
     assert all(isinstance(p, Progress) for p in seen)
 

@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from data_paths import ISIC_MASKS
 from glassbox_xai.data.io import read_mask, write_mask
-from glassbox_xai.inference import run_to_end
+from glassbox_xai.jobs import drive
 from glassbox_xai.evaluation import evaluate_predictions
 from glassbox_xai.metrics import METRICS, Confusion, Evaluation, macro_average, scores
 
@@ -112,7 +112,7 @@ def test_agrees_with_the_official_isic_scorer_on_real_masks(tmp_path, val_ids):
     write_mask(pred_dir / "ISIC_9999999_segmentation.png", np.eye(64, 80, dtype=bool))
 
     official = SegmentationScore.from_dir(truth_dir, pred_dir).macro_average
-    ours = run_to_end(evaluate_predictions(pred_dir, truth_dir))[0].summary()
+    ours = drive(evaluate_predictions(pred_dir, truth_dir)).summary()
     assert ours["n_images"] == 37
     assert 0.0 < ours["threshold_jaccard"] < ours["jaccard"] < 1.0  # the cut-off mattered
     for key in SCORER_KEYS:
@@ -128,5 +128,5 @@ def test_scoring_reads_predictions_as_the_scorer_does(tmp_path):
     soft[5, 5] = 128  # exactly 128 is background
     (tmp_path / "pred").mkdir()
     Image.fromarray(soft).save(tmp_path / "pred" / "ISIC_0000001_segmentation.png")
-    summary = run_to_end(evaluate_predictions(tmp_path / "pred", tmp_path / "truth"))[0].summary()
+    summary = drive(evaluate_predictions(tmp_path / "pred", tmp_path / "truth")).summary()
     assert summary["confusion"] == {"tp": 99, "fp": 0, "fn": 1, "tn": 300}

@@ -7,7 +7,8 @@ import pytest
 
 from glassbox_xai.data.layout import discover
 from glassbox_xai.hitl.uncertainty import boundary_band, boundary_uncertainty, dropout_only, mc_dropout_disagreement, rank_by_uncertainty
-from glassbox_xai.inference import Segmenter, run_to_end
+from glassbox_xai.inference import Segmenter
+from glassbox_xai.jobs import drive
 from glassbox_xai.model.attention_unet import build_attention_unet
 from glassbox_xai.model.config import ModelConfig
 
@@ -40,6 +41,6 @@ def test_mc_dropout_is_zero_without_dropout_and_keeps_batch_norm_frozen(rng):
 
 def test_rank_orders_most_uncertain_first(tiny_bundle, native_images):
     segmenter = Segmenter.from_bundle(tiny_bundle)
-    ranked = run_to_end(rank_by_uncertainty(segmenter, discover(native_images[:3]), passes=3))[-1]
+    ranked = drive(rank_by_uncertainty(segmenter, discover(native_images[:3]), passes=3))
     assert len(ranked) == 3 and all(0.0 <= r.boundary <= 1.0 and 0.0 <= r.mc_dropout for r in ranked)
     assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)

@@ -10,7 +10,7 @@ from typing import Generator
 import cv2
 import numpy as np
 
-from ..inference import Progress, run_to_end
+from ..jobs import Progress, drive
 
 WORKING_SIDE = 1024
 
@@ -61,4 +61,4 @@ def confidence_maps(image: np.ndarray, probabilities: np.ndarray, n_segments: in
 
 def compute_confidence(image: np.ndarray, probabilities: np.ndarray, **kwargs) -> ConfidenceResult:
     """Synchronous :func:`confidence_maps`."""
-    return run_to_end(confidence_maps(image, probabilities, **kwargs))[-1]
+    return drive(confidence_maps(image, probabilities, **kwargs))

@@ -17,7 +17,7 @@ from typing import Generator
 
 import numpy as np
 
-from ..inference import Progress, run_to_end
+from ..jobs import Progress, drive
 from .base import Explainer, native
 from .layer_pass import LayerPass, layer_pass, scaled
 
@@ -67,4 +67,4 @@ def gradcam(explainer: Explainer, image: np.ndarray, target="prediction", truth=
 
 def compute_gradcam(explainer: Explainer, image: np.ndarray, **kwargs) -> GradCAMResult:
     """Synchronous :func:`gradcam`."""
-    return run_to_end(gradcam(explainer, image, **kwargs))[-1]
+    return drive(gradcam(explainer, image, **kwargs))

@@ -13,7 +13,7 @@ from typing import Generator
 
 import numpy as np
 
-from ..inference import Progress, run_to_end
+from ..jobs import Progress, drive
 from .base import Explainer
 from .gradcam import GradCAMResult, cam_result
 from .layer_pass import LayerPass, layer_pass
@@ -46,4 +46,4 @@ def gradcam_plus(explainer: Explainer, image: np.ndarray, target="prediction", t
 
 def compute_gradcam_plus(explainer: Explainer, image: np.ndarray, **kwargs) -> GradCAMResult:
     """Synchronous :func:`gradcam_plus`."""
-    return run_to_end(gradcam_plus(explainer, image, **kwargs))[-1]
+    return drive(gradcam_plus(explainer, image, **kwargs))

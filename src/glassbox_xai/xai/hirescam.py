@@ -15,7 +15,7 @@ from typing import Generator
 
 import numpy as np
 
-from ..inference import Progress, run_to_end
+from ..jobs import Progress, drive
 from .base import Explainer
 from .gradcam import GradCAMResult, cam_result
 from .layer_pass import LayerPass, layer_pass
@@ -42,4 +42,4 @@ def hirescam(explainer: Explainer, image: np.ndarray, target="prediction", truth
 
 def compute_hirescam(explainer: Explainer, image: np.ndarray, **kwargs) -> GradCAMResult:
     """Synchronous :func:`hirescam`."""
-    return run_to_end(hirescam(explainer, image, **kwargs))[-1]
+    return drive(hirescam(explainer, image, **kwargs))

@@ -10,7 +10,7 @@ from typing import Generator
 import cv2
 import numpy as np
 
-from ..inference import Progress, run_to_end
+from ..jobs import Progress, drive
 from .base import Explainer, native
 
 BASELINES = ("black", "blur")
@@ -78,4 +78,4 @@ def integrated_gradients(explainer: Explainer, image: np.ndarray, target="predic
 
 def compute_integrated_gradients(explainer: Explainer, image: np.ndarray, **kwargs) -> IGResult:
     """Synchronous :func:`integrated_gradients`."""
-    return run_to_end(integrated_gradients(explainer, image, **kwargs))[-1]
+    return drive(integrated_gradients(explainer, image, **kwargs))

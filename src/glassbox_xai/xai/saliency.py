@@ -8,7 +8,7 @@ from typing import Generator
 
 import numpy as np
 
-from ..inference import Progress, run_to_end
+from ..jobs import Progress, drive
 from .base import Explainer, Output, native
 
 
@@ -36,4 +36,4 @@ def saliency(explainer: Explainer, image: np.ndarray, target="prediction", truth
 
 def compute_saliency(explainer: Explainer, image: np.ndarray, **kwargs) -> SaliencyResult:
     """Synchronous :func:`saliency`."""
-    return run_to_end(saliency(explainer, image, **kwargs))[-1]
+    return drive(saliency(explainer, image, **kwargs))

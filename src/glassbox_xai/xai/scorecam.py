@@ -15,7 +15,7 @@ from typing import Generator
 
 import numpy as np
 
-from ..inference import Progress, run_to_end
+from ..jobs import Progress, drive
 from .base import Explainer, native
 from .layer_pass import default_layer, scaled
 from .targets import Output, TargetScore
@@ -103,4 +103,4 @@ def scorecam(explainer: Explainer, image: np.ndarray, target="prediction", truth
 
 def compute_scorecam(explainer: Explainer, image: np.ndarray, **kwargs) -> ScoreCAMResult:
     """Synchronous :func:`scorecam`."""
-    return run_to_end(scorecam(explainer, image, **kwargs))[-1]
+    return drive(scorecam(explainer, image, **kwargs))
