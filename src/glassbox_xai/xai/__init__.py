@@ -2,8 +2,8 @@
 Grad-CAM for every layer with attention coefficients, and faithfulness measures.
 
 Each method is a generator that yields :class:`~glassbox_xai.inference.Progress`
-and returns its maps at the photograph's native resolution; ``run_to_end`` (or the
-method's synchronous wrapper) drives it to the end for scripts.
+and returns its maps at the photograph's native resolution; :func:`glassbox_xai.jobs.drive`
+(or the method's synchronous wrapper) runs it to the end for scripts.
 """
 
 METHODS = ("confidence", "saliency", "saliency-sigmoid", "ig", "gradcam")
