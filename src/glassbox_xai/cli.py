@@ -1,4 +1,4 @@
-"""The ``glassbox`` command: predict, evaluate and info.
+"""The ``glassbox`` command: predict, evaluate, rank, explain, finetune, versions and info.
 
 Research use only; not a medical device.
 """
@@ -16,6 +16,8 @@ from typing import Generator, Sequence
 
 from . import __version__
 from .data.io import ImageReadError, MaskError
+from .batch.options import add_batch_args
+from .batch.options import requested as batch_requested
 from .data.layout import NoImagesError, discover, mask_name
 from .figures import DISCLAIMER
 from .model.card import BundleError
@@ -57,28 +59,41 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("-o", "--output", type=Path, required=True, help="folder for the masks")
     _model_args(predict)
     predict.add_argument("--overwrite", action="store_true", help="replace masks already in the output folder")
+    predict.add_argument("--json", type=Path, help="write a run report here: masks written, and every image skipped with the reason")
+    add_batch_args(predict)
     predict.set_defaults(func=cmd_predict)
 
     evaluate = sub.add_parser("evaluate", help="score a model or existing predictions as the ISIC challenge does")
     source = evaluate.add_mutually_exclusive_group(required=True)
-    source.add_argument("--images", type=Path, help="folder of images to segment and score")
+    source.add_argument("--images", type=Path, nargs="+", help="folders, image files or list files of images to segment and score")
     source.add_argument("--predictions", type=Path, help="folder of existing <id>_segmentation.png masks")
     evaluate.add_argument("--masks", type=Path, required=True, help="folder of expert <id>_segmentation.png masks")
     _model_args(evaluate)
     evaluate.add_argument("--json", type=Path, help="write the metrics as JSON here")
     evaluate.add_argument("--per-image", type=Path, help="write per-image metrics as CSV here")
     evaluate.add_argument("--figure", type=Path, help="confusion-matrix PNG (default: beside --json, else ./confusion_matrix.png)")
+    add_batch_args(evaluate, records=True)
     evaluate.set_defaults(func=cmd_evaluate)
+
+    rank = sub.add_parser("rank", help="uncertainty of every image, most uncertain first, as CSV (the Review widget's order)")
+    rank.add_argument("inputs", nargs="+", type=Path, help="image files, folders or list files of paths")
+    rank.add_argument("-o", "--output", type=Path, required=True, help="the ranking CSV to write")
+    rank.add_argument("--passes", type=int, default=8, help="Monte Carlo dropout passes per image (default 8)")
+    _model_args(rank)
+    add_batch_args(rank, records=True)
+    rank.set_defaults(func=cmd_rank)
 
     explain = sub.add_parser("explain", help="confidence, saliency, integrated gradients and Grad-CAM maps with faithfulness numbers")
     explain.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
     explain.add_argument("-o", "--output", type=Path, required=True, help="folder for the maps (one subfolder per image)")
-    explain.add_argument("--method", choices=("confidence", "saliency", "saliency-sigmoid", "ig", "gradcam", "all"), default="all")
+    explain.add_argument("--method", choices=("confidence", "saliency", "saliency-sigmoid", "ig", "gradcam", "hirescam", "gradcam++", "scorecam", "all"), default="all")
     explain.add_argument("--target", choices=("prediction", "truth", "background"), default="prediction",
                          help="pixels to explain (truth needs <stem>_segmentation.png beside the image)")
     explain.add_argument("--steps", type=int, default=32, help="integrated-gradients quadrature points (default 32)")
     explain.add_argument("--baseline", choices=("black", "blur"), default="black", help="integrated-gradients baseline")
     explain.add_argument("--sanity", action="store_true", help="also run the model-randomisation check on saliency")
+    explain.add_argument("--maps", choices=("native", "working"), default="native",
+                         help="size of the TIFF maps: the photograph's (default) or the working copy's (at most 1024 px a side; far smaller files)")
     _model_args(explain)
     explain.set_defaults(func=cmd_explain)
 
@@ -112,10 +127,14 @@ def _model_args(parser: argparse.ArgumentParser) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     bundle_path = resolve_bundle(args.variant, args.model)
+    if batch_requested(args, args.inputs):
+        from .batch import commands as batch
+
+        return batch.predict(args, bundle_path)
     samples = discover(args.inputs)
     _refuse_duplicate_names(samples)
     out = args.output
-    out.mkdir(parents=True, exist_ok=True)
+    _make_output_folder(out, "-o")
     existing = [s for s in samples if (out / mask_name(s.image)).exists()]
     if existing and not args.overwrite:
         raise CommandError(f"{len(existing)} mask(s) already exist in {out}, e.g. {mask_name(existing[0].image)}; pass --overwrite to replace them")
@@ -123,18 +142,32 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from .data.io import write_mask
 
     written, failures = 0, []
-    for item in _with_progress(segmenter.predict_samples(samples), "predict", failures):
+
+    def write(item) -> None:
+        nonlocal written
         sample, prediction = item
         write_mask(out / mask_name(sample.image), prediction.mask)
         written += 1
+
+    _drive(segmenter.predict_samples(samples), "predict", failures, on_item=write)
     print(f"wrote {written} mask(s) to {out} (model {segmenter.bundle.path.name}, threshold {segmenter.threshold}, device {segmenter.device})")
-    return _report_failures(failures)
+    report = {"model": str(bundle_path), "output": str(out), "n_written": written, "failures": _failure_records(failures)}
+    ok = args.json is None or _write_json(args.json, report, "--json", "run report")
+    return _report_failures(failures) or (0 if ok else 2)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_model, evaluate_predictions
 
     failures: list = []
+    if args.images is not None and batch_requested(args, args.images):
+        from .batch import commands as batch
+
+        evaluation, source, status = batch.evaluate(args, resolve_bundle(args.variant, args.model))
+        summary = evaluation.summary()
+        print(_metric_table(summary, source))
+        _write_outputs(args, evaluation, summary)
+        return status
     if args.predictions is not None:
         job = evaluate_predictions(args.predictions, args.masks)
         source = f"predictions in {args.predictions}"
@@ -145,40 +178,66 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         job = evaluate_model(segmenter, samples)
         source = f"model {segmenter.bundle.path.name} ({segmenter.bundle.card.variant}, threshold {segmenter.threshold}) on {segmenter.device}"
     evaluation = _drive(job, "evaluate", failures)
-    summary = evaluation.summary()
+    if not evaluation.ids:
+        print(f"glassbox evaluate: no image could be scored ({len(failures)} failure(s), listed above)", file=sys.stderr)
+        if args.json:
+            _write_json(args.json, {"n_images": 0, "failures": _failure_records(failures)}, "--json", "failures")
+        return 1
+    summary = {**evaluation.summary(), "failures": _failure_records(failures)}
     print(_metric_table(summary, source))
-    _write_outputs(args, evaluation, summary)
-    return _report_failures(failures)
+    ok = _write_outputs(args, evaluation, summary)
+    return _report_failures(failures) or (0 if ok else 2)
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    from .batch import commands as batch
+
+    return batch.rank(args, resolve_bundle(args.variant, args.model))
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from .data.io import read_image, read_mask
-    from .xai.explain_files import write_panel
-    from .xai.panel import METHODS, explain
+    from .xai.panel import METHODS
 
     bundle_path = resolve_bundle(args.variant, args.model)
     samples = discover(args.inputs)
     _refuse_duplicate_names(samples)
+    _make_output_folder(args.output, "-o")
     if args.target == "truth" and any(s.mask is None for s in samples):
         missing = next(s for s in samples if s.mask is None)
         raise CommandError(f"--target truth needs a mask for every image; {missing.image} has none ({mask_name(missing.image)})")
     segmenter = _segmenter(bundle_path, args)
     methods = METHODS if args.method == "all" else (args.method,)
     failures: list = []
+    explained = []
     for n, sample in enumerate(samples, start=1):
-        try:
-            image = read_image(sample.image)
-            truth = read_mask(sample.mask, expected_shape=image.shape[:2]) if sample.mask else None
-            job = explain(segmenter, image, methods, args.target, truth, args.steps, args.baseline, sanity=args.sanity)
-            panel = _drive(job, f"explain {n}/{len(samples)}", failures)
-        except EXPECTED_ERRORS as exc:
-            print(f"skipped {sample.image}: {exc}", file=sys.stderr)
-            failures.append(exc)
+        try:  # one bad photograph is reported and skipped; the run goes on
+            folder, panel = _explain_one(args, segmenter, bundle_path, sample, methods, f"explain {n}/{len(samples)}", failures)
+        except Exception as exc:
+            failures.append(_skipped(sample, exc))
             continue
-        folder = write_panel(args.output / sample.image.stem, image, panel, {"image": str(sample.image), "model": str(bundle_path), "target": args.target})
+        explained.append({"id": sample.id, "path": str(sample.image), "folder": str(folder)})
         summary = ", ".join(f"{k} {v:.1f}s" for k, v in panel.seconds.items())
         print(f"{sample.image.name}: {len(panel.maps)} map(s) in {folder} ({summary})")
-    return _report_failures(failures)
+    report = {"model": str(bundle_path), "target": args.target, "explained": explained, "failures": _failure_records(failures)}
+    ok = _write_json(args.output / "explain_run.json", report, "-o", "run report")
+    return _report_failures(failures) or (0 if ok else 2)
+
+
+def _explain_one(args: argparse.Namespace, segmenter, bundle_path: Path, sample, methods, label: str, failures: list):
+    """Explain one photograph at the working resolution and write its folder; maps at native size
+    unless ``--maps working``."""
+    from .data.io import read_image, read_mask
+    from .xai.explain_files import explain_bounded, write_panel
+
+    image = read_image(sample.image)
+    truth = read_mask(sample.mask, expected_shape=image.shape[:2]) if sample.mask else None
+    native_shape = image.shape[:2]
+    job = explain_bounded(segmenter, image, methods, args.target, truth, args.steps, args.baseline, sanity=args.sanity)
+    del image, truth  # the working copy is all the panel needs; the native maps are made one at a time
+    small, panel = _drive(job, label, failures)
+    meta = {"image": str(sample.image), "model": str(bundle_path), "target": args.target}
+    folder = write_panel(args.output / sample.image.stem, small, panel, meta, native_shape if args.maps == "native" else None)
+    return folder, panel
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -269,41 +328,103 @@ def _refuse_duplicate_names(samples) -> None:
         seen[name] = sample.image
 
 
-def _drive(job: Generator, label: str, failures: list):
-    """Run a job generator with a progress bar; return its return value."""
-    items = _with_progress(job, label, failures)
-    while True:
-        try:
-            next(items)
-        except StopIteration as stop:
-            return stop.value
-
-
-def _with_progress(job: Generator, label: str, failures: list) -> Generator:
-    """Show a progress bar for a job; pass its results through and collect failures."""
+def _drive(job: Generator, label: str, failures: list, on_item=None):
+    """Run a job to its end with a progress bar on stderr and return its result. Images
+    it skips are printed and collected in ``failures``; anything else it yields goes to
+    ``on_item``."""
     from tqdm import tqdm
 
-    from .inference import Failure, Progress
+    from .inference import Failure
+    from .jobs import drive
 
     bar = None
+
+    def progress(item) -> None:
+        nonlocal bar
+        bar = bar or tqdm(total=item.total, desc=label, unit="img", file=sys.stderr, disable=None)
+        bar.n = item.done
+        bar.refresh()
+
+    def other(item) -> None:
+        if isinstance(item, Failure):
+            failures.append(item)
+            print(f"\nskipped {item.sample.image}: {item.message}", file=sys.stderr)
+        elif on_item is not None:
+            on_item(item)
+        else:
+            raise TypeError(f"{label}: the job yielded a {type(item).__name__}; expected progress or skipped images")
+
     try:
-        while True:
-            try:
-                item = next(job)
-            except StopIteration as stop:
-                return stop.value
-            if isinstance(item, Progress):
-                bar = bar or tqdm(total=item.total, desc=label, unit="img", file=sys.stderr, disable=None)
-                bar.n = item.done
-                bar.refresh()
-            elif isinstance(item, Failure):
-                failures.append(item)
-                print(f"\nskipped {item.sample.image}: {item.message}", file=sys.stderr)
-            else:
-                yield item
+        return drive(job, progress, on_item=other)
     finally:
         if bar is not None:
             bar.close()
+
+
+def _skipped(sample, exc: Exception):
+    """A per-image failure record for an exception, printed as one line (traceback with -v)."""
+    from .inference import Failure
+
+    expected = isinstance(exc, EXPECTED_ERRORS)
+    reason = str(exc) if expected else f"{type(exc).__name__}: {exc}"
+    logging.getLogger("glassbox_xai.cli").info("traceback of %s", sample.image, exc_info=exc)
+    print(f"skipped {sample.image}: {reason}", file=sys.stderr)
+    return Failure(sample, reason)
+
+
+def _failure_records(failures: list) -> list[dict]:
+    """``{"id", "path", "reason"}`` (and ``"mask"`` where there is one) per failed item."""
+    records = []
+    for item in failures:
+        sample = item.sample
+        record = {"id": sample.id, "path": str(sample.image), "reason": item.message}
+        if sample.mask is not None:
+            record["mask"] = str(sample.mask)
+        records.append(record)
+    return records
+
+
+def _output_problem(path: Path, option: str) -> str | None:
+    """Why ``path`` cannot be written as a file (a folder is in the way, or a file stands
+    where a folder is needed), in words a person can act on; ``None`` if it can."""
+    if path.is_dir():
+        return f"{option} {path} is an existing folder; give a file name (e.g. {path / 'metrics.json'}) or another path"
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{option} {path}: {parent} exists and is a file, not a folder; choose another path"
+            break
+    return None
+
+
+def _make_output_folder(folder: Path, option: str) -> None:
+    """Create an output folder, or say plainly why it cannot be one."""
+    if folder.exists() and not folder.is_dir():
+        raise CommandError(f"{option} {folder} exists and is a file; {option} names a folder: choose another path")
+    problem = _output_problem(folder / "x", option)
+    if problem:
+        raise CommandError(problem.replace(f"{folder / 'x'}", str(folder), 1))
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def _write_output(path: Path, option: str, what: str, write) -> bool:
+    """Write one output through ``write(path)``; on failure say why in one line and return False,
+    so the command's other outputs are still written."""
+    problem = _output_problem(path, option)
+    if problem is None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            written = write(path)
+            print(f"{what} written to {written if isinstance(written, Path) else path}")
+            return True
+        except OSError as exc:
+            problem = f"{option} {path}: cannot write it ({exc.strerror or exc}); choose another path"
+    print(f"glassbox: {what} not written: {problem}", file=sys.stderr)
+    return False
+
+
+def _write_json(path: Path, data: dict, option: str, what: str) -> bool:
+    return _write_output(path, option, what, lambda p: p.write_text(json.dumps(data, indent=2, default=float) + "\n", encoding="utf-8"))
 
 
 def _report_failures(failures: list) -> int:
@@ -323,19 +444,21 @@ def _metric_table(summary: dict, source: str) -> str:
     return "\n".join(lines)
 
 
-def _write_outputs(args: argparse.Namespace, evaluation, summary: dict) -> None:
+def _write_outputs(args: argparse.Namespace, evaluation, summary: dict) -> bool:
+    """Write the JSON, the per-image CSV and the confusion figure; one that cannot be
+    written is reported and the others are still written. True when all were."""
     from .figures import confusion_figure
     from .report import write_per_image
 
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        print(f"metrics written to {args.json}")
+    json_ok = _write_json(args.json, summary, "--json", "metrics") if args.json else False
+    ok = json_ok or not args.json
     if args.per_image:
-        write_per_image(args.per_image, evaluation)
-        print(f"per-image metrics written to {args.per_image}")
-    figure = args.figure or (args.json.with_name(args.json.stem + "_confusion.png") if args.json else Path("confusion_matrix.png"))
-    print(f"confusion matrix saved to {confusion_figure(evaluation.pooled, figure)}")
+        ok &= _write_output(args.per_image, "--per-image", "per-image metrics", lambda p: write_per_image(p, evaluation))
+    beside_json = json_ok and args.figure is None  # the default place; ./ when the JSON's place is unusable
+    figure = args.figure or (args.json.with_name(args.json.stem + "_confusion.png") if beside_json else Path("confusion_matrix.png"))
+    option = "--figure" if args.figure else "the default figure path"
+    ok &= _write_output(figure, option, "confusion matrix", lambda p: confusion_figure(evaluation.pooled, p))
+    return bool(ok)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -1,0 +1,158 @@
+"""Batch jobs on ``dask.distributed``: every worker loads the model once, reads images
+from paths and writes outputs itself; the client sends paths and gets small records.
+
+``--workers N`` starts a :class:`~distributed.LocalCluster` of N single-threaded worker
+processes; ``--scheduler ADDRESS`` joins a running cluster (``dask scheduler`` and
+``dask worker`` on several machines, or ``dask-jobqueue`` on SLURM).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+from typing import Generator, Iterable, Iterator
+from urllib.parse import urlparse
+
+from distributed import WorkerPlugin
+
+from .jobs import Item, Job, ModelSpec, run_chunk
+
+log = logging.getLogger(__name__)
+PLUGIN = "glassbox-model"
+
+
+class ModelPlugin(WorkerPlugin):
+    """A Dask worker plugin holding this worker's segmenter (loaded at the first chunk, then kept).
+
+    Args:
+        spec: the model bundle and inference options.
+        workers_per_host: how many workers share each host's cores (by host name);
+            each sets TensorFlow to its share of ``os.sched_getaffinity``.
+    """
+
+    name = PLUGIN
+
+    def __init__(self, spec: ModelSpec, workers_per_host: dict[str, int] | None = None) -> None:
+        self.spec = spec
+        self.workers_per_host = dict(workers_per_host or {})
+        self.segmenter = None
+        self.threads = 0
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        return {"spec": self.spec, "workers_per_host": self.workers_per_host}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["spec"], state["workers_per_host"])
+
+    def setup(self, worker) -> None:
+        sharing = self.workers_per_host.get(urlparse(worker.address).hostname or "", 1)
+        self.threads = max(1, len(os.sched_getaffinity(0)) // max(1, sharing))
+
+    def teardown(self, worker) -> None:
+        self.segmenter = None
+
+    def run(self, job: Job, items: list[Item]) -> dict:
+        """Process one chunk on this worker; returns its records and the seconds it took."""
+        with self._lock:  # one chunk at a time per model, however many threads the worker has
+            start = time.perf_counter()
+            if self.segmenter is None:
+                configure_tensorflow(self.threads)
+                self.segmenter = self.spec.load()
+            records = run_chunk(self.segmenter, job, items)
+            return {"records": records, "seconds": time.perf_counter() - start}
+
+
+def configure_tensorflow(threads: int) -> None:
+    """Use ``threads`` CPU threads per op and let several workers share a GPU (memory growth).
+
+    TensorFlow takes these settings only before its runtime starts; a worker living in a
+    process where it already started (``processes=False``) keeps the process's settings.
+    """
+    from ..tf_import import import_tensorflow
+
+    tf = import_tensorflow()
+    try:
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+        if threads > 0:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError as exc:
+        log.info("TensorFlow already initialised in this process; keeping its settings (%s)", exc)
+
+
+def _on_worker(job: Job, items: list[Item]) -> dict:
+    from distributed import get_worker
+
+    worker = get_worker()
+    result = worker.plugins[PLUGIN].run(job, items)
+    return {**result, "worker": worker.address}
+
+
+@contextmanager
+def dask_client(workers: int | None = None, scheduler: str | None = None, processes: bool = True) -> Iterator:
+    """A client of a new local cluster of ``workers`` single-threaded workers, or of the
+    running cluster at ``scheduler``; closed (and the local cluster stopped) on exit."""
+    from distributed import Client, LocalCluster
+
+    if not log.isEnabledFor(logging.INFO):  # distributed logs every start and stop at INFO; keep them for -v
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    if scheduler:
+        client = Client(scheduler)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    if not workers or workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+        with Client(cluster) as client:
+            yield client
+
+
+def run_on_dask(client, spec: ModelSpec, job: Job, chunks: Iterable[list[Item]], ahead: int = 2) -> Generator[dict, None, None]:
+    """Submit chunks (``ahead`` per worker in flight) and yield each finished chunk's
+    ``{"records", "seconds", "worker"}``; a chunk whose task failed yields failed records."""
+    from distributed import as_completed
+
+    client.wait_for_workers(1)
+    hosts = Counter(urlparse(address).hostname for address in client.scheduler_info()["workers"])
+    client.register_plugin(ModelPlugin(spec, dict(hosts)), name=PLUGIN)
+    pending = iter(chunks)
+    window = max(2, ahead * sum(hosts.values()))
+    submitted: dict = {}
+    queue = as_completed()
+    for chunk in _take(pending, window):
+        submitted[_submit(client, queue, job, chunk)] = chunk
+    for future in queue:
+        chunk = submitted.pop(future)
+        try:
+            yield future.result()
+        except Exception as exc:  # a worker died or the task raised: the run goes on
+            message = f"worker task failed: {type(exc).__name__}: {exc}"
+            yield {"records": [{"id": i.id, "image": i.image, "status": "failed", "message": message} for i in chunk],
+                   "seconds": 0.0, "worker": ""}
+        future.release()
+        for nxt in _take(pending, 1):
+            submitted[_submit(client, queue, job, nxt)] = nxt
+
+
+def _submit(client, queue, job: Job, chunk: list[Item]):
+    future = client.submit(_on_worker, job, chunk, pure=False)
+    queue.add(future)
+    return future
+
+
+def _take(iterator: Iterator, n: int) -> list:
+    taken = []
+    for item in iterator:
+        taken.append(item)
+        if len(taken) == n:
+            break
+    return taken
