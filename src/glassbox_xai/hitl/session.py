@@ -30,7 +30,7 @@ SESSION_FILE = "session.json"
 class ReviewSession:
     """Where an annotator is in a folder, what is corrected, and the order to review in."""
 
-    def __init__(self, folder: str | Path, store: RetrainingSet, annotator: str = "") -> None:
+    def __init__(self, folder: str | Path, store: RetrainingSet, annotator: str = "", ranking: str | Path | None = None) -> None:
         self.folder = Path(folder).resolve()
         self.samples = {s.id: s for s in discover(self.folder)}  # NoImagesError: says what was expected
         self.store = store
@@ -46,6 +46,8 @@ class ReviewSession:
         self.resumed = self._load()
         if annotator:
             self.annotator = annotator
+        if ranking is not None and not (self.resumed and self.ordered_by == "uncertainty"):
+            self.order_from_ranking(ranking)  # a resumed ranked session keeps its place
         self._save()
 
     # -- where we are ---------------------------------------------------------
@@ -125,6 +127,21 @@ class ReviewSession:
         self.ordered_by = "uncertainty"
         self.first_open()
 
+    def order_from_ranking(self, path: str | Path) -> int:
+        """Review in the order of a ``glassbox rank`` CSV, most uncertain first.
+
+        The ranking may cover a whole archive: its ids not in this folder are ignored,
+        and the folder's images it lacks come last. Returns how many it ranked here.
+
+        Raises:
+            RankingError: the CSV is unreadable or not a ``glassbox rank`` ranking.
+        """
+        from .ranking import read_ranking
+
+        ranked = [(i, score) for i, score in read_ranking(path) if i in self.samples]
+        self.set_order(ranked)
+        return len(ranked)
+
     # -- time -----------------------------------------------------------------
     def start_clock(self) -> None:
         """Start timing the current image (when it is shown)."""
@@ -155,6 +172,19 @@ class ReviewSession:
             if self.draft_path(image_id).is_file():
                 return (read_mask(self.draft_path(image_id), expected_shape=shape),
                         read_mask(self.review_dir / "drafts" / f"{image_id}_predicted.png", expected_shape=shape))
+        except (MaskError, OSError):
+            return None
+        return None
+
+    def saved(self, image_id: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+        """(accepted correction, the prediction it started from) of an image already in the
+        retraining set (its latest version), or ``None`` when it has none or it cannot be read."""
+        mask = self.store.root / "masks" / f"{image_id}_segmentation.png"
+        prediction = self.store.root / "predictions" / f"{image_id}_prediction.png"
+        try:
+            if mask.is_file():
+                predicted = read_mask(prediction, expected_shape=shape) if prediction.is_file() else np.zeros(shape, bool)
+                return read_mask(mask, expected_shape=shape), predicted
         except (MaskError, OSError):
             return None
         return None
