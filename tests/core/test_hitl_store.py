@@ -15,6 +15,7 @@ import pytest
 import glassbox_xai.hitl.store as store_module
 from data_paths import ISIC_IMAGES, ISIC_MASKS, split_ids
 from glassbox_xai.data.io import MaskError, read_image, read_mask, write_mask
+from glassbox_xai.hitl.legacy import LEGACY_FORMAT
 from glassbox_xai.hitl.store import RetrainingSet, StoreError
 
 PROVENANCE = {"weights_sha256": "ab" * 32, "variant": "dice", "threshold": 0.5, "annotator": "Dr. Test", "seconds": 42.0}
@@ -151,7 +152,7 @@ def test_the_first_layout_is_migrated(tmp_path, pair):
     assert np.array_equal(store.read_version(image_id, 1), predicted) and np.array_equal(store.read_version(image_id, 2), truth)
     assert np.array_equal(read_mask(root / "masks" / f"{image_id}_segmentation.png"), truth)
     assert sorted(p.name for p in history.iterdir()) == ["v1", "v2"]
-    assert store.sidecar(image_id)["migrated_from"] == store_module.LEGACY_FORMAT
+    assert store.sidecar(image_id)["migrated_from"] == LEGACY_FORMAT
     assert store.save(path, shape, truth, predicted, PROVENANCE)["version"] == 3
 
 

@@ -30,7 +30,9 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -47,12 +49,10 @@ from ..model.card import sha256_file
 from .durable import STAGING_PREFIX, FolderLock, fsync_dir, new_staging, publish, remove_tree, write_file
 
 FORMAT = "glassbox-xai-retraining-set/2"
-LEGACY_FORMAT = "glassbox-xai-retraining-set/1"
 MASK, PREDICTION, SIDECAR = "segmentation.png", "prediction.png", "sidecar.json"
 LOCK_FILE = "store.lock"
 VIEW_FOLDERS = ("images", "masks", "predictions", "sidecars")
 _VERSION = re.compile(r"^v(\d+)$")
-_LEGACY_FILE = re.compile(r"^v(\d+)_(segmentation\.png|prediction\.png|sidecar\.json)$")
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,10 @@ class RetrainingSet:
                 probe = tempfile.NamedTemporaryFile(dir=self.root, prefix=".write-test-", delete=True)
                 probe.close()
                 self.leftovers_removed = self._remove_leftovers()
-                for image_id in self._legacy_ids():
-                    self._migrate(image_id)
+                from .legacy import legacy_ids, migrate
+
+                for image_id in legacy_ids(self):
+                    migrate(self, image_id)
                 for image_id in self._history_ids():
                     self._refresh_copies(image_id)
                 self._write_manifest()
@@ -262,7 +264,7 @@ class RetrainingSet:
         for copy, name in self._copies(image_id):
             data = _read(latest / name)
             if data is not None and _read(self.root / copy) != data:
-                atomic_write(self.root / copy, lambda stream, data=data: stream.write(data))
+                _write_copy(self.root / copy, data)
 
     def _write_manifest(self) -> dict[str, Any]:
         items = {}
@@ -273,7 +275,7 @@ class RetrainingSet:
         manifest = {"format": FORMAT, "items": items, "sha256": hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()}
         data = _json_bytes(manifest)
         if _read(self.root / "manifest.json") != data:
-            atomic_write(self.root / "manifest.json", lambda stream: stream.write(data))
+            _write_copy(self.root / "manifest.json", data)
         return manifest
 
     def _remove_leftovers(self) -> int:
@@ -292,63 +294,6 @@ class RetrainingSet:
             log.info("removed %d leftover(s) of interrupted saves from %s", len(found), self.root)
         return len(found)
 
-    def _legacy_ids(self) -> list[str]:
-        """Ids still in the first layout: flat ``history/<id>/v<N>_*`` files, or a sidecar whose version is not published."""
-        ids = {p.parent.name for p in (self.root / "history").glob("*/v*_sidecar.json")}
-        for path in (self.root / "sidecars").glob("*.json"):
-            try:
-                version = json.loads(path.read_text())["version"]
-            except (OSError, ValueError, KeyError, TypeError):
-                log.warning("%s cannot be read as a sidecar; it is rebuilt from history/ if a version exists", path)
-                continue
-            if version not in self.versions(path.stem):
-                ids.add(path.stem)
-        return sorted(ids)
-
-    def _migrate(self, image_id: str) -> None:
-        """Publish every version of a first-layout item as a version folder, then remove its flat files."""
-        folder = self.root / "history" / image_id
-        flat: dict[int, dict[str, Path]] = {}
-        for path in folder.glob("v*_*") if folder.is_dir() else ():
-            match = _LEGACY_FILE.match(path.name)
-            if match:
-                flat.setdefault(int(match.group(1)), {})[match.group(2)] = path
-        view = self.root / "sidecars" / f"{image_id}.json"
-        view_version = json.loads(view.read_text()).get("version") if view.is_file() else None
-        if view_version is not None:
-            flat.setdefault(view_version, {}).setdefault(SIDECAR, view)
-        published = set(self.versions(image_id))
-        for version, files in sorted(flat.items()):
-            if version not in published and SIDECAR in files:
-                masks = [files.get(MASK)] + ([self.root / "masks" / f"{image_id}_segmentation.png"] if version == view_version else [])
-                predictions = [files.get(PREDICTION)] + ([self.root / "predictions" / f"{image_id}_prediction.png"] if version == view_version else [])
-                self._publish(image_id, version, _legacy_version(files[SIDECAR], masks, predictions, image_id, version))
-                published.add(version)
-            for path in files.values() if version in published else ():  # a file without a sidecar stays
-                if path.parent == folder:
-                    path.unlink(missing_ok=True)
-        if folder.is_dir():
-            fsync_dir(folder)
-
-
-def _legacy_version(sidecar_path: Path, masks: list[Path | None], predictions: list[Path | None],
-                    image_id: str, version: int) -> dict[str, bytes]:
-    """The files of a first-layout version: its sidecar (paths updated) and the candidate mask
-    whose checksum the sidecar records (or the first present; a mismatch is then reported by check())."""
-    side = json.loads(sidecar_path.read_text())
-    present = [p for p in masks if p is not None and p.is_file()]
-    mask = next((p for p in present if sha256_file(p) == side.get("mask_sha256")), present[0] if present else None)
-    if mask is None:
-        raise StoreError(f"version {version} of {image_id}: no mask to migrate beside {sidecar_path}")
-    prediction = next((p for p in predictions if p is not None and p.is_file()), None)
-    side.update({"mask": f"history/{image_id}/v{version}/{MASK}", "prediction": f"history/{image_id}/v{version}/{PREDICTION}",
-                 "migrated_from": LEGACY_FORMAT})
-    side.setdefault("mask_sha256", sha256_file(mask))
-    files = {MASK: mask.read_bytes(), SIDECAR: _json_bytes(side)}
-    if prediction is not None:
-        files[PREDICTION] = prediction.read_bytes()
-    return files
-
 
 def _png(mask: np.ndarray) -> bytes:
     buffer = io.BytesIO()
@@ -358,6 +303,18 @@ def _png(mask: np.ndarray) -> bytes:
 
 def _json_bytes(data: dict) -> bytes:
     return json.dumps(data, indent=2).encode("utf-8")
+
+
+def _write_copy(path: Path, data: bytes) -> None:
+    """Replace a derived file (a copy of the latest version, the manifest) in one rename. Not
+    fsynced: after a power cut, opening the set re-derives whatever did not reach the disk."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _read(path: Path) -> bytes | None:
