@@ -4,7 +4,7 @@ native resolution, and the numbers that say how far to trust them."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generator
 
 import numpy as np
@@ -12,10 +12,17 @@ import numpy as np
 from ..inference import Prediction, Progress, Segmenter
 from .base import Explainer
 from .confidence import confidence_maps
-from .faithfulness import deletion_insertion, mass_inside, randomisation_check
+from .faithfulness import Curves, deletion_insertion, faithfulness_numbers, mass_inside, randomisation_check
 from .gradcam import gradcam
+from .gradcam_plus import gradcam_plus
+from .hirescam import hirescam
 from .integrated_gradients import integrated_gradients
+from .layer_pass import LayerPass, default_layer, layer_pass
 from .saliency import saliency
+from .scorecam import scorecam
+
+COMPLETENESS_LIMIT = 0.01
+GRADIENT_CAMS = {"gradcam": gradcam, "hirescam": hirescam, "gradcam++": gradcam_plus}
 
 from . import METHODS
 
@@ -34,11 +41,15 @@ class Panel:
 
 def explain(segmenter: Segmenter, image: np.ndarray, methods=METHODS, target="prediction", truth: np.ndarray | None = None,
             ig_steps: int = 32, baseline: str = "black", n_segments: int = 200, compactness: float = 10.0,
-            sanity: bool = False) -> Generator[Progress, None, Panel]:
+            sanity: bool = False, scorecam_budget: int = 32) -> Generator[Progress, None, Panel]:
     """Run ``methods`` on one photograph; yields progress per method, returns the :class:`Panel`.
 
-    With ``sanity``, saliency also gets the model-randomisation check (one more
-    gradient pass on a freshly initialised model of the same architecture).
+    Grad-CAM and HiRes-CAM give a map for every convolution, Grad-CAM++ and Score-CAM
+    one for the last wide decoder layer (:func:`~.layer_pass.default_layer`); the three
+    gradient CAMs share one forward and backward pass. Every method but confidence gets
+    ROAD deletion and insertion areas and those of a random pixel order (the CAMs on
+    the default layer). With ``sanity``, saliency also gets the model-randomisation
+    check (one more gradient pass on a freshly initialised model of the same architecture).
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -52,6 +63,9 @@ def explain(segmenter: Segmenter, image: np.ndarray, methods=METHODS, target="pr
     x = explainer.prepare(image)
     needs_target = any(m != "confidence" for m in methods)
     tgt = explainer.target(image.shape[:2], x, target, truth) if needs_target else None
+    random = deletion_insertion(explainer, x, np.zeros(x.shape[1:3], np.float32), tgt) if needs_target else None
+    cam_layer = default_layer(explainer.model) if any(m in GRADIENT_CAMS or m == "scorecam" for m in methods) else None
+    recorded = None
     for step, method in enumerate(methods):
         yield Progress(step, len(methods), method)
         started = time.perf_counter()
@@ -63,7 +77,7 @@ def explain(segmenter: Segmenter, image: np.ndarray, methods=METHODS, target="pr
             result = yield from saliency(explainer, image, target, truth, output)
             panel.maps[method] = result.map
             model_map = np.abs(result.gradient).max(axis=-1)
-            panel.faithfulness[method] = _faithfulness(explainer, x, model_map, tgt, result.map, truth)
+            panel.faithfulness[method] = _faithfulness(explainer, x, model_map, tgt, result.map, truth, random)
             if sanity:
                 fixed = _native_target(target, prediction, truth)
                 panel.faithfulness[method]["randomisation"] = _randomised(segmenter, image, fixed, output)
@@ -71,28 +85,62 @@ def explain(segmenter: Segmenter, image: np.ndarray, methods=METHODS, target="pr
             result = yield from integrated_gradients(explainer, image, target, truth, baseline, ig_steps)
             panel.maps["integrated gradients"] = result.map
             panel.faithfulness["ig"] = {
-                **_faithfulness(explainer, x, result.attributions.sum(axis=-1), tgt, result.map, truth),
-                "completeness_error": result.completeness_error,
+                **_faithfulness(explainer, x, result.attributions.sum(axis=-1), tgt, result.map, truth, random),
+                **_completeness(result.completeness_error),
                 "score": result.score,
                 "baseline_score": result.baseline_score,
                 "steps": result.steps,
                 "baseline": result.baseline,
             }
-        elif method == "gradcam":
-            result = yield from gradcam(explainer, image, target, truth)
-            panel.maps.update({f"gradcam {name}": m for name, m in result.maps.items()})
-            panel.maps.update({f"attention {name}": m for name, m in result.attention.items()})
-            panel.gradcam_stages = result.stages
+        elif method in GRADIENT_CAMS:
+            recorded = recorded or layer_pass(explainer, x, tgt)
+            result = yield from GRADIENT_CAMS[method](explainer, image, recorded=recorded if method != "gradcam++" else _only(recorded, cam_layer))
+            layers = [cam_layer] if method == "gradcam++" else list(result.maps)
+            panel.maps.update({f"{method} {name}": result.maps[name] for name in layers})
+            if method == "gradcam":
+                panel.maps.update({f"attention {name}": m for name, m in result.attention.items()})
+            if method != "gradcam++":
+                panel.gradcam_stages = result.stages
+            panel.faithfulness[method] = {**_faithfulness(explainer, x, _at_input(result.model_maps[cam_layer], x), tgt,
+                                                          result.maps[cam_layer], truth, random), "layer": cam_layer}
+        elif method == "scorecam":
+            result = yield from scorecam(explainer, image, target, truth, layer=cam_layer, budget=scorecam_budget)
+            panel.maps[f"scorecam {cam_layer}"] = result.map
+            panel.faithfulness[method] = {**_faithfulness(explainer, x, _at_input(result.model_map, x), tgt, result.map, truth, random),
+                                          "layer": cam_layer, "channels": len(result.channels), "channels_total": result.channels_total,
+                                          "budget_agreement": result.agreement}
         panel.seconds[method] = time.perf_counter() - started
     yield Progress(len(methods), len(methods), "done")
     return panel
 
 
-def _faithfulness(explainer: Explainer, x, model_map: np.ndarray, target, native_map: np.ndarray, truth) -> dict:
-    curves = deletion_insertion(explainer, x, model_map, target, steps=10)
-    out = {"deletion_auc": curves.deletion_auc, "insertion_auc": curves.insertion_auc}
+def _faithfulness(explainer: Explainer, x, model_map: np.ndarray, target, native_map: np.ndarray, truth, random: Curves) -> dict:
+    curves = deletion_insertion(explainer, x, model_map, target)
+    curves.random_deletion, curves.random_insertion = random.deletion, random.insertion
+    out = faithfulness_numbers(curves)
     if truth is not None:
         out["mass_inside_truth"] = mass_inside(native_map, truth)
+    return out
+
+
+def _only(recorded: LayerPass, layer: str) -> LayerPass:
+    """The recorded pass restricted to one layer (Grad-CAM++ is shown for one layer only)."""
+    return replace(recorded, activations={layer: recorded.activations[layer]}, gradients={layer: recorded.gradients[layer]})
+
+
+def _at_input(layer_map: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """A layer-resolution map resized (bilinear) to the model input's (S, S)."""
+    import cv2
+
+    return cv2.resize(layer_map, (x.shape[2], x.shape[1]), interpolation=cv2.INTER_LINEAR)
+
+
+def _completeness(error: float) -> dict:
+    """The integrated-gradients completeness error, with a warning and a remedy above 1%."""
+    out = {"completeness_error": error}
+    if error > COMPLETENESS_LIMIT:
+        out["completeness_warning"] = (f"completeness error {error:.1%} is above {COMPLETENESS_LIMIT:.0%}: the attributions do not add up "
+                                       f"to the score difference; use more steps (--steps 128) or another baseline (--baseline blur)")
     return out
 
 

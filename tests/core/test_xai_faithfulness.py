@@ -1,0 +1,93 @@
+"""ROAD faithfulness, the random baseline, completeness flags, the panel's numbers, and
+the model-randomisation check for every method."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from glassbox_xai.data.io import read_image
+from glassbox_xai.inference import Segmenter, run_to_end
+from glassbox_xai.xai.base import Explainer
+from glassbox_xai.xai.faithfulness import deletion_insertion, faithfulness_numbers, linear_impute, ordering, randomisation_check
+from glassbox_xai.xai.panel import explain
+
+S = 32
+W = np.array([0.5, -1.0, 2.0], np.float32)
+ATTRIBUTION_METHODS = ("saliency", "saliency-sigmoid", "ig", "gradcam", "hirescam", "gradcam++", "scorecam")
+KEYS = ("deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc")
+
+
+@pytest.fixture(scope="module")
+def linear():
+    inputs = keras.Input((S, S, 3))
+    conv = keras.layers.Conv2D(1, 1, name="output_logits")
+    model = keras.Model(inputs, conv(inputs))
+    conv.set_weights([W.reshape(1, 1, 3, 1), np.array([0.1], np.float32)])
+    return model
+
+
+@pytest.fixture
+def image(rng):
+    return rng.integers(0, 256, (S, S, 3), dtype=np.uint8)
+
+
+def test_linear_imputation_restores_a_linear_ramp_and_fills_everything_with_the_mean():
+    yy, xx = np.mgrid[0:16, 0:16].astype(np.float32)
+    ramp = np.stack([0.1 * xx, 0.05 * yy, 0.02 * (xx + yy)], axis=-1)
+    removed = np.zeros((16, 16), bool)
+    removed[3:9, 5:12] = True
+    np.testing.assert_allclose(linear_impute(ramp, removed, noise=0.0), ramp, atol=1e-5)
+    noisy = linear_impute(ramp, removed, noise=0.01, seed=3)
+    assert np.array_equal(noisy[~removed], ramp[~removed]) and 0.003 < np.std(noisy[removed] - ramp[removed]) < 0.02
+    np.testing.assert_allclose(linear_impute(ramp, np.ones((16, 16), bool), noise=0.0), np.broadcast_to(ramp.mean((0, 1)), ramp.shape), atol=1e-6)
+
+
+def test_ties_are_broken_by_the_random_order_so_a_constant_map_scores_the_random_baseline(linear, image):
+    explainer = Explainer(linear)
+    x = explainer.prepare(image)
+    target = explainer.target(image.shape[:2], x, np.ones((S, S), bool))
+    np.testing.assert_array_equal(ordering(np.full((S, S), 3.0), seed=5), ordering(np.zeros((S, S)), seed=5))
+    curves = deletion_insertion(explainer, x, np.full((S, S), 0.7, np.float32), target, steps=4, with_random=True)
+    assert curves.deletion_auc == curves.random_deletion_auc and curves.insertion_auc == curves.random_insertion_auc
+    assert curves.deletion[0] == pytest.approx(curves.insertion[-1]) and curves.deletion[-1] == pytest.approx(curves.insertion[0])
+
+
+def test_removing_the_true_attribution_first_beats_a_random_order(linear, image):
+    explainer = Explainer(linear)
+    x = explainer.prepare(image)
+    target = explainer.target(image.shape[:2], x, np.ones((S, S), bool))
+    truth = (x[0] - x[0].mean((0, 1))) @ W  # what each pixel adds to the logit relative to the mean colour
+    numbers = faithfulness_numbers(deletion_insertion(explainer, x, truth, target, steps=8, with_random=True))
+    assert numbers["deletion_auc"] < numbers["random_deletion_auc"] - 0.02
+    assert numbers["insertion_auc"] > numbers["random_insertion_auc"] + 0.02
+    assert all(0 <= numbers[k] <= 1 for k in KEYS) and "degenerate" not in numbers
+
+
+def test_a_target_that_ignores_the_image_is_flagged_degenerate(image):
+    inputs = keras.Input((S, S, 3))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: 0.0 * t[..., :1] + 2.0)(inputs))
+    explainer = Explainer(model)
+    x = explainer.prepare(image)
+    target = explainer.target(image.shape[:2], x, np.ones((S, S), bool))
+    numbers = faithfulness_numbers(deletion_insertion(explainer, x, np.arange(S * S, dtype=np.float32).reshape(S, S), target, steps=2, with_random=True))
+    assert "cannot tell maps apart" in numbers["degenerate"]
+
+
+def test_panel_reports_four_areas_per_method_and_flags_completeness(tiny_bundle, native_images):
+    segmenter = Segmenter.from_bundle(tiny_bundle)
+    image = read_image(native_images[0])[::8, ::8]
+    panel = run_to_end(explain(segmenter, image, ("confidence", *ATTRIBUTION_METHODS), "background", ig_steps=1))[-1]
+    assert set(panel.faithfulness) == set(ATTRIBUTION_METHODS)
+    for method, numbers in panel.faithfulness.items():
+        assert all(0.0 <= numbers[k] <= 1.0 for k in KEYS), (method, numbers)
+    random = {k: panel.faithfulness["saliency"][k] for k in ("random_deletion_auc", "random_insertion_auc")}
+    assert all({k: n[k] for k in random} == random for n in panel.faithfulness.values())
+    assert panel.faithfulness["gradcam"]["layer"] == panel.faithfulness["scorecam"]["layer"] == "decoder0_conv2"
+    ig = panel.faithfulness["ig"]
+    assert (ig["completeness_error"] > 0.01) == ("completeness_warning" in ig)
+    assert "more steps" in ig.get("completeness_warning", "more steps")
+    hires = [n for n in panel.maps if n.startswith("hirescam ")]
+    assert len(hires) == sum(len(v) for v in panel.gradcam_stages.values())
+    assert [n for n in panel.maps if n.startswith(("gradcam++ ", "scorecam "))] == ["gradcam++ decoder0_conv2", "scorecam decoder0_conv2"]
