@@ -24,7 +24,11 @@ def evaluate_model(segmenter: Segmenter, samples: list[Sample]) -> EvalJob:
             yield item
             continue
         sample, prediction = item
-        truth = read_mask(sample.mask, expected_shape=prediction.shape)
+        try:
+            truth = read_mask(sample.mask, expected_shape=prediction.shape)
+        except MaskError as exc:  # one bad mask is reported and skipped; the others are still scored
+            yield Failure(sample, str(exc))
+            continue
         evaluation.ids.append(sample.id)
         evaluation.confusions.append(Confusion.from_masks(prediction.mask, truth))
     return evaluation
@@ -33,8 +37,14 @@ def evaluate_model(segmenter: Segmenter, samples: list[Sample]) -> EvalJob:
 def evaluate_predictions(predictions_dir: str | Path, masks_dir: str | Path) -> EvalJob:
     """Score ``<id>_segmentation.png`` predictions against the masks of the same name.
 
-    Every mask must have its prediction; predictions are read as the ISIC scorer
-    reads them (8-bit, > 128 is lesion).
+    Predictions are read as the ISIC scorer reads them (8-bit, > 128 is lesion). A
+    mask without its prediction, an unreadable or non-binary mask, or a prediction of
+    another size is yielded as a :class:`Failure` (its ``sample.image`` is the
+    prediction file) and the others are still scored.
+
+    Raises:
+        NoImagesError: a folder is missing or holds no masks.
+        MaskError: no mask has its prediction (the folders do not belong together).
     """
     predictions_dir, masks_dir = Path(predictions_dir), Path(masks_dir)
     for folder in (predictions_dir, masks_dir):
@@ -44,13 +54,20 @@ def evaluate_predictions(predictions_dir: str | Path, masks_dir: str | Path) -> 
     if not masks:
         raise NoImagesError(f"no masks named <id>{MASK_SUFFIX}.png in {masks_dir}")
     missing = [m.name for m in masks if not (predictions_dir / m.name).is_file()]
-    if missing:
+    if len(missing) == len(masks):
         raise MaskError(f"{len(missing)} mask(s) have no prediction in {predictions_dir}, e.g. {missing[0]}")
     evaluation = Evaluation([], [])
     for done, mask_path in enumerate(masks, start=1):
-        truth = read_mask(mask_path)
-        prediction = read_mask(predictions_dir / mask_path.name, expected_shape=truth.shape, strict=False)
-        evaluation.ids.append(mask_path.name[: -len(MASK_SUFFIX) - 4])
-        evaluation.confusions.append(Confusion.from_masks(prediction, truth))
+        sample = Sample(mask_path.name[: -len(MASK_SUFFIX) - 4], predictions_dir / mask_path.name, mask_path)
+        try:
+            if mask_path.name in missing:
+                raise MaskError(f"mask {mask_path} has no prediction {sample.image}")
+            truth = read_mask(mask_path)
+            prediction = read_mask(sample.image, expected_shape=truth.shape, strict=False)
+        except MaskError as exc:
+            yield Failure(sample, str(exc))
+        else:
+            evaluation.ids.append(sample.id)
+            evaluation.confusions.append(Confusion.from_masks(prediction, truth))
         yield Progress(done, len(masks), mask_path.name)
     return evaluation

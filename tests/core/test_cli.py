@@ -110,13 +110,94 @@ def test_bad_input_gives_one_clear_line(setup, args, message, tiny_bundle, tmp_p
     assert f"glassbox {argv[0]}: error:" in err and message in err and "Traceback" not in err
 
 
-def test_wrong_mask_size_is_named(tiny_bundle, real_pairs, capsys):
+def test_wrong_mask_size_is_named_and_the_others_scored(tiny_bundle, real_pairs, tmp_path, capsys):
     images, masks = real_pairs
     victim = sorted(masks.iterdir())[1]
     Image.fromarray(np.zeros((300, 400), np.uint8)).save(victim)
-    assert main(["evaluate", "--images", str(images), "--masks", str(masks), "--model", str(tiny_bundle)]) == 2
+    report = tmp_path / "m.json"
+    assert main(["evaluate", "--images", str(images), "--masks", str(masks), "--model", str(tiny_bundle), "--json", str(report)]) == 1
     err = capsys.readouterr().err
     assert victim.name in err and "400x300 px but its image is 512x512 px" in err
+    summary = json.loads(report.read_text())
+    assert summary["n_images"] == 3 and [f["mask"] for f in summary["failures"]] == [str(victim)]
+
+
+@pytest.mark.parametrize("source", ["model", "predictions"])
+def test_one_bad_mask_among_good_ones_keeps_the_good_scores(source, tiny_bundle, real_pairs, tmp_path, capsys):
+    images, masks = real_pairs
+    good = json.loads(_evaluate(source, images, masks, tiny_bundle, tmp_path, "before.json", expect=0))
+    victim = sorted(masks.iterdir())[2]
+    grey = np.asarray(Image.open(victim)).copy()
+    grey[:10, :10] = 77  # one non-binary mask among good ones
+    Image.fromarray(grey).save(victim)
+    after = json.loads(_evaluate(source, images, masks, tiny_bundle, tmp_path, "after.json", expect=1))
+    assert after["n_images"] == 3 and good["n_images"] == 4
+    (failure,) = after["failures"]
+    assert failure["id"] == victim.name.replace("_segmentation.png", "") and "not binary" in failure["reason"]
+    assert str(victim) in failure["reason"] and "77" in failure["reason"]
+    assert (tmp_path / "after_confusion.png").stat().st_size > 1000
+    assert "skipped" in capsys.readouterr().err
+
+
+def _evaluate(source, images, masks, bundle, tmp_path, name, expect) -> str:
+    if source == "model":
+        argv = ["evaluate", "--images", str(images), "--masks", str(masks), "--model", str(bundle)]
+    else:
+        predictions = tmp_path / "pred"
+        if not predictions.exists():
+            shutil.copytree(masks, predictions)  # perfect predictions: the scores are known
+        argv = ["evaluate", "--predictions", str(predictions), "--masks", str(masks)]
+    assert main(argv + ["--json", str(tmp_path / name)]) == expect
+    return (tmp_path / name).read_text()
+
+
+def test_a_missing_prediction_is_listed_and_the_rest_scored(real_pairs, tmp_path, capsys):
+    _, masks = real_pairs
+    predictions = tmp_path / "pred"
+    shutil.copytree(masks, predictions)
+    gone = sorted(predictions.iterdir())[0]
+    gone.unlink()
+    assert main(["evaluate", "--predictions", str(predictions), "--masks", str(masks), "--json", str(tmp_path / "m.json")]) == 1
+    summary = json.loads((tmp_path / "m.json").read_text())
+    assert summary["n_images"] == 3 and summary["dice"] == 1.0
+    assert summary["failures"][0]["path"] == str(gone) and "has no prediction" in summary["failures"][0]["reason"]
+
+
+def test_outputs_under_an_existing_file_are_named_and_the_others_written(real_pairs, tmp_path, capsys, monkeypatch):
+    _, masks = real_pairs
+    monkeypatch.chdir(tmp_path)
+    blocker = tmp_path / "results.json"
+    blocker.write_text("{}")
+    argv = ["evaluate", "--predictions", str(masks), "--masks", str(masks), "--json", str(blocker / "m.json"),
+            "--per-image", str(tmp_path / "per_image.csv")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{blocker} exists and is a file, not a folder; choose another path" in err and "Errno" not in err
+    assert blocker.read_text() == "{}"
+    assert (tmp_path / "per_image.csv").is_file() and (tmp_path / "confusion_matrix.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("command", ["predict", "explain"])
+def test_output_folder_that_is_a_file_is_said_plainly(command, tiny_bundle, native_images, tmp_path, capsys):
+    blocker = tmp_path / "out.png"
+    blocker.write_bytes(b"not a folder")
+    assert main([command, str(native_images[0]), "-o", str(blocker), "--model", str(tiny_bundle)]) == 2
+    err = capsys.readouterr().err
+    assert f"-o {blocker} exists and is a file; -o names a folder: choose another path" in err and "Errno" not in err
+    assert blocker.read_bytes() == b"not a folder"
+
+
+def test_predict_run_report_lists_skipped_images(tiny_bundle, native_images, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(native_images[0], folder)
+    (folder / "ISIC_0000000.jpg").write_bytes(b"\x00garbage")
+    report = tmp_path / "run.json"
+    assert main(["predict", str(folder), "-o", str(tmp_path / "out"), "--model", str(tiny_bundle), "--json", str(report)]) == 1
+    run = json.loads(report.read_text())
+    assert run["n_written"] == 1
+    assert run["failures"] == [{"id": "ISIC_0000000", "path": str(folder / "ISIC_0000000.jpg"), "reason": run["failures"][0]["reason"]}]
+    assert "not a readable image" in run["failures"][0]["reason"]
 
 
 def test_missing_mask_and_missing_prediction_are_named(tiny_bundle, real_pairs, tmp_path, capsys):
