@@ -1,17 +1,37 @@
-"""Writing an explanation panel to disk: float TIFF maps at native resolution, overlay
-PNGs, Grad-CAM sheets per stage, and a JSON of faithfulness numbers."""
+"""Explaining a photograph at a bounded working resolution, and writing the panel to
+disk: float TIFF maps (native resolution by default), overlay PNGs, Grad-CAM sheets
+per stage, and a JSON of faithfulness numbers.
+
+Every attribution map is computed at the model's input resolution (192 or 256 px a
+side) and only resized afterwards, so a 7,000 x 7,000 photograph holds no more
+information in its maps than a 1,024 px copy does. The panel is therefore computed on
+a copy at most ``WORKING_SIDE`` px a side; native-resolution maps are produced one at
+a time while they are written, so memory stays bounded whatever the photograph's size.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
+from typing import Generator
 
+import cv2
 import numpy as np
 
 from ..figures import DISCLAIMER
+from ..inference import Progress
 from .figures import map_figure, stage_sheet
 from .panel import Panel
+
+WORKING_SIDE = 1024
+"""Longest side, in pixels, of the copy a panel is computed on (photographs no larger are used as they are)."""
+
+MIN_SIDE = 32
+"""Shortest side, in pixels, the working copy shrinks a side to (a side already shorter is kept)."""
+
+PIECEWISE_CONSTANT = ("superpixel confidence",)
+"""Maps resized with nearest-neighbour interpolation (region values, not smooth fields)."""
 
 
 def slug(name: str) -> str:
@@ -19,15 +39,64 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
 
 
-def write_panel(folder: str | Path, image: np.ndarray, panel: Panel, meta: dict) -> Path:
-    """Write every map of ``panel`` into ``folder``; return the folder."""
+def working_shape(shape: tuple[int, int], side: int = WORKING_SIDE) -> tuple[int, int]:
+    """(rows, cols) of the working copy: the aspect ratio kept, the longest side at most
+    ``side``, and no side shrunk below ``MIN_SIDE`` px (so a 10 x 10,000 photograph keeps
+    all its 10 rows instead of becoming one pixel high)."""
+    rows, cols = int(shape[0]), int(shape[1])
+    scale = min(1.0, side / max(rows, cols))
+    return max(min(rows, MIN_SIDE), round(rows * scale)), max(min(cols, MIN_SIDE), round(cols * scale))
+
+
+def to_working(image: np.ndarray, truth: np.ndarray | None = None, side: int = WORKING_SIDE) -> tuple[np.ndarray, np.ndarray | None]:
+    """The photograph (area-averaged) and its ground truth (area fraction >= 0.5) at
+    :func:`working_shape`; the arrays themselves when they are already small enough."""
+    rows, cols = working_shape(image.shape[:2], side)
+    if (rows, cols) == image.shape[:2]:
+        return image, truth
+    small = cv2.resize(image, (cols, rows), interpolation=cv2.INTER_AREA)
+    if truth is not None:
+        truth = cv2.resize(truth.astype(np.float32), (cols, rows), interpolation=cv2.INTER_AREA) >= 0.5
+    return small, truth
+
+
+def explain_bounded(segmenter, image: np.ndarray, methods, target: str = "prediction", truth: np.ndarray | None = None,
+                    ig_steps: int = 32, baseline: str = "black", sanity: bool = False,
+                    side: int = WORKING_SIDE) -> Generator[Progress, None, tuple[np.ndarray, Panel]]:
+    """:func:`~glassbox_xai.xai.panel.explain` on the working copy of ``image``; returns
+    the working copy and the panel (every map has the working copy's size)."""
+    from .panel import explain
+
+    small, small_truth = to_working(image, truth, side)
+    panel = yield from explain(segmenter, small, methods, target, small_truth, ig_steps, baseline, sanity=sanity)
+    return small, panel
+
+
+def resize_map(name: str, values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A float32 map resized to ``shape`` (rows, cols): bilinear, or nearest for region maps."""
+    values = np.asarray(values, dtype=np.float32)
+    if values.shape == tuple(shape):
+        return values
+    interpolation = cv2.INTER_NEAREST if name in PIECEWISE_CONSTANT else cv2.INTER_LINEAR
+    return cv2.resize(values, (int(shape[1]), int(shape[0])), interpolation=interpolation)
+
+
+def write_panel(folder: str | Path, image: np.ndarray, panel: Panel, meta: dict, map_shape: tuple[int, int] | None = None) -> Path:
+    """Write every map of ``panel`` into ``folder``; return the folder.
+
+    ``image`` is the photograph the panel was computed on (figures are drawn over it);
+    ``map_shape`` (rows, cols) is the size of the TIFF maps, usually the original
+    photograph's; by default the panel's own size. Native maps are made one at a time,
+    so at most one of them is in memory.
+    """
     import tifffile
 
     folder = Path(folder)
+    map_shape = tuple(int(n) for n in (map_shape or image.shape[:2]))
     (folder / "maps").mkdir(parents=True, exist_ok=True)
     for name, values in panel.maps.items():
-        tifffile.imwrite(folder / "maps" / f"{slug(name)}.tif", values.astype(np.float32), compression="zlib")
-        if not name.startswith("gradcam "):
+        tifffile.imwrite(folder / "maps" / f"{slug(name)}.tif", resize_map(name, values, map_shape), compression="zlib")
+        if not name.startswith(("gradcam ", "hirescam ")):
             map_figure(image, panel.prediction.mask, values, name, folder / f"{slug(name)}.png")
     for stage, layers in panel.gradcam_stages.items():
         maps = {layer: panel.maps[f"gradcam {layer}"] for layer in layers}
@@ -36,7 +105,8 @@ def write_panel(folder: str | Path, image: np.ndarray, panel: Panel, meta: dict)
     report = {
         **meta,
         "disclaimer": DISCLAIMER,
-        "shape": list(image.shape[:2]),
+        "shape": list(map_shape),
+        "working_shape": list(image.shape[:2]),
         "threshold": panel.prediction.threshold,
         "maps": sorted(panel.maps),
         "faithfulness": panel.faithfulness,

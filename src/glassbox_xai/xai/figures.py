@@ -22,29 +22,45 @@ def _plt():
     return plt
 
 
-def _display(image: np.ndarray, max_side: int = 1024) -> tuple[np.ndarray, int]:
-    step = max(1, int(np.ceil(max(image.shape[:2]) / max_side)))
-    return image[::step, ::step], step
+def _display(image: np.ndarray, max_side: int = 1024) -> tuple[np.ndarray, tuple[slice, slice], float]:
+    """A view of ``image`` at most ``max_side`` px a side, the slices that made it, and
+    the ``aspect`` that keeps its true proportions on screen.
+
+    Each axis has its own step, so a photograph one pixel wide (or 10000 x 10) keeps
+    every column instead of collapsing to a single one.
+    """
+    rows, cols = image.shape[:2]
+    row_step, col_step = (max(1, int(np.ceil(n / max_side))) for n in (rows, cols))
+    view = (slice(None, None, row_step), slice(None, None, col_step))
+    return image[view], view, row_step / col_step
+
+
+def _outline(ax, mask: np.ndarray, **style) -> None:
+    """The 0.5 contour of a mask; nothing for a mask too small or without both values."""
+    if min(mask.shape) >= 2 and mask.any() and not mask.all():
+        ax.contour(mask, levels=[0.5], **style)
 
 
 def map_figure(image: np.ndarray, mask: np.ndarray, values: np.ndarray, title: str, path: str | Path) -> Path:
     """Three panels: the photograph, its predicted outline, the map over it with a colour bar."""
     plt = _plt()
-    shown, step = _display(image)
-    values, mask = values[::step, ::step], mask[::step, ::step]
+    if values.shape != image.shape[:2] or mask.shape != image.shape[:2]:
+        raise ValueError(f"map {title!r} {values.shape} and mask {mask.shape} must have the photograph's size {image.shape[:2]}")
+    shown, view, aspect = _display(image)
+    values, mask = values[view], mask[view]
     diverging = title in DIVERGING
     unit_range = title in UNIT_RANGE or title.startswith("attention")
     limit = 1.0 if unit_range else float(np.percentile(np.abs(values), 99.5)) or 1.0
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.4), dpi=100)
-    axes[0].imshow(shown)
+    axes[0].imshow(shown, aspect=aspect)
     axes[0].set_title("photograph", fontsize=10)
-    axes[1].imshow(shown)
-    axes[1].contour(mask, levels=[0.5], colors="#ff00cc", linewidths=1.2)
+    axes[1].imshow(shown, aspect=aspect)
+    _outline(axes[1], mask, colors="#ff00cc", linewidths=1.2)
     axes[1].set_title("predicted lesion outline", fontsize=10)
-    axes[2].imshow(shown)
-    heat = axes[2].imshow(values, cmap="RdBu_r" if diverging else "inferno", alpha=0.6,
+    axes[2].imshow(shown, aspect=aspect)
+    heat = axes[2].imshow(values, cmap="RdBu_r" if diverging else "inferno", alpha=0.6, aspect=aspect,
                           vmin=-limit if diverging else 0.0, vmax=limit if diverging else max(limit, 1e-12))
-    axes[2].contour(mask, levels=[0.5], colors="white", linewidths=0.8)
+    _outline(axes[2], mask, colors="white", linewidths=0.8)
     axes[2].set_title(title, fontsize=10)
     fig.colorbar(heat, ax=axes[2], fraction=0.046, pad=0.04)
     for ax in axes:
@@ -57,15 +73,15 @@ def map_figure(image: np.ndarray, mask: np.ndarray, values: np.ndarray, title: s
 def stage_sheet(image: np.ndarray, maps: dict[str, np.ndarray], stage: str, path: str | Path) -> Path:
     """Every layer map of one Grad-CAM stage over the photograph, one panel per layer."""
     plt = _plt()
-    shown, step = _display(image, 384)
+    shown, view, aspect = _display(image, 384)
     cols = min(4, len(maps))
     rows = int(np.ceil(len(maps) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows + 0.5), dpi=100, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (name, values) in zip(axes.flat, maps.items()):
-        ax.imshow(shown)
-        ax.imshow(values[::step, ::step], cmap="inferno", alpha=0.6, vmin=0, vmax=1)
+        ax.imshow(shown, aspect=aspect)
+        ax.imshow(values[view], cmap="inferno", alpha=0.6, vmin=0, vmax=1, aspect=aspect)
         ax.set_title(name, fontsize=8)
     fig.suptitle(f"Grad-CAM, {stage} stage (each layer scaled to its own maximum)", fontsize=11)
     fig.text(0.5, 0.005, DISCLAIMER, ha="center", fontsize=7, color="0.4")
