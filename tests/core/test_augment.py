@@ -38,6 +38,7 @@ STRONG = {
     "dilation": {"min": 3, "max": 5},
     "erosion": {"min": 3, "max": 5},
     "edge_detection": {"min": 0.3, "max": 0.5},
+    "artefacts": {"min": 5, "max": 6},
     "horizontal_flip": {},
     "vertical_flip": {},
     "rotation": {"min": 30, "max": 60},
@@ -99,8 +100,8 @@ def shape_mask() -> np.ndarray:
 # --------------------------------------------------------------------- toggles
 
 
-def test_there_are_fifteen_techniques():
-    assert len(TECHNIQUES) == 15
+def test_there_are_sixteen_techniques():
+    assert len(TECHNIQUES) == 16
     assert set(STRONG) == set(TECHNIQUES)
     assert set(GEOMETRIC) == set(GEOMETRIC_ORDER)
 
@@ -156,7 +157,7 @@ def test_defaults_fill_in_and_geometric_comes_first():
     assert resolved["hue"]["min"] == -8 and resolved["hue"]["max"] == 5
     pipeline = build_augmentation({n: {} for n in reversed(NAMES)}, seed=0)
     kinds = [type(t).__name__ for t in pipeline.transforms]
-    assert len(kinds) == 15
+    assert len(kinds) == len(TECHNIQUES)
     assert kinds[:4] == ["HorizontalFlip", "VerticalFlip", "Affine", "Affine"]
     assert resolve(None) == {} and len(build_augmentation(None).transforms) == 0
 
@@ -338,7 +339,7 @@ def test_preprocessing_disabled_or_empty_is_identity(lesion):
 
 @pytest.mark.parametrize("name", [n for n in NAMES if TECHNIQUES[n].geometric or TECHNIQUES[n].train_only])
 def test_preprocessing_refuses_geometric_and_noise(name):
-    assert name in GEOMETRIC or name == "gaussian_noise"
+    assert name in GEOMETRIC or name in ("gaussian_noise", "artefacts")
     with pytest.raises(AugmentConfigError, match="cannot be used for preprocessing") as info:
         build_preprocessing({name: {}, "clahe": {"value": 2}})
     assert name in str(info.value) and "clahe" not in str(info.value)
@@ -363,3 +364,25 @@ def test_alignment_sheet_writes_a_png(lesion, tmp_path):
         width, height = sheet.size
         assert width > height > 0
         assert np.asarray(sheet.convert("L")).std() > 5  # not a blank canvas
+
+
+@pytest.mark.parametrize("kind", ["ink_ring", "ink_marks", "sticker", "bubble", "rim", "ruler", "hair"])
+def test_artefacts_are_painted_outside_the_lesion(kind, lesion):
+    from glassbox_xai.learn.artefacts import paint
+
+    image, mask = lesion
+    changed = np.zeros(mask.shape, bool)
+    for seed in range(6):
+        out = paint(image, mask > 0, kind, np.random.default_rng(seed))
+        assert out.shape == image.shape and out.dtype == np.uint8
+        diff = np.any(out != image, axis=2)
+        if kind != "hair":  # hair crosses lesions in real photographs; nothing else may
+            assert not diff[mask > 0].any()
+        changed |= diff
+    assert changed.any()
+
+
+def test_artefact_augmentation_leaves_the_mask_alone(lesion):
+    image, mask = lesion
+    out = build_augmentation({"artefacts": {"p": 1.0, "min": 3, "max": 4}}, seed=3)(image=image, mask=mask)
+    assert np.array_equal(out["mask"], mask) and not np.array_equal(out["image"], image)

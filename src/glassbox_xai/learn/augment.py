@@ -1,4 +1,4 @@
-"""The image pipeline: fifteen techniques, each toggled and bounded from a config.
+"""The image pipeline: sixteen techniques, each toggled and bounded from a config.
 
 It serves two uses: random augmentation while training (:func:`build_augmentation`,
 image and mask move together), and fixed, deterministic preprocessing before
@@ -22,6 +22,8 @@ from typing import Any, Callable
 import albumentations as A
 import cv2
 import numpy as np
+
+from .artefacts import PaintArtefacts
 
 
 class AugmentConfigError(ValueError):
@@ -86,6 +88,8 @@ def _odd(value: float) -> int:
 
 
 TECHNIQUES: dict[str, Technique] = {
+    # first of the photometric techniques, so the colour jitter after it varies the painted colours too
+    "artefacts": Technique(1, 2, (1, 6), lambda lo, hi, p: PaintArtefacts((lo, hi), p=p), train_only=True, unit="artefacts painted outside the lesion"),
     "brightness": Technique(-0.15, 0.15, (-0.5, 0.5), lambda lo, hi, p: A.RandomBrightnessContrast((lo, hi), (0, 0), p=p)),
     "contrast": Technique(-0.15, 0.15, (-0.5, 0.5), lambda lo, hi, p: A.RandomBrightnessContrast((0, 0), (lo, hi), p=p)),
     "saturation": Technique(-20, 20, (-100, 100), lambda lo, hi, p: A.HueSaturationValue((0, 0), (lo, hi), (0, 0), p=p)),
