@@ -114,32 +114,28 @@ def link_pairs(samples: list, folder: Path) -> Path:
 
 # --- model steps --------------------------------------------------------------------
 
-def drive(job, what: str, every: int = 50):
-    """Run a library job generator to its end with a progress line every ``every`` steps.
+def run_job(job, what: str, every: int = 50, on_item=None):
+    """Run a library job to its end (:func:`glassbox_xai.jobs.drive`) with a progress line every
+    ``every`` steps; return its result. ``on_item`` receives what it yields besides progress.
 
     Raises:
         RuntimeError: an image could not be processed (the simulation needs every one).
     """
-    from glassbox_xai.inference import Failure, Progress
+    from glassbox_xai.inference import Failure
+    from glassbox_xai.jobs import drive
 
-    def report(progress: Progress) -> None:
+    def report(progress) -> None:
         if progress.done and (progress.done % every == 0 or progress.done == progress.total):
             say(f"  {what}: {progress.done}/{progress.total}")
 
-    items, failures = [], []
-    while True:
-        try:
-            item = next(job)
-        except StopIteration as stop:
-            result = stop.value
-            break
-        if isinstance(item, Progress):
-            report(item)
-        else:
-            (failures if isinstance(item, Failure) else items).append(item)
-    if failures:
-        raise RuntimeError(f"{what}: could not process {len(failures)} image(s), e.g. {failures[0].sample.image}: {failures[0].message}")
-    return items, result
+    def other(item) -> None:
+        if isinstance(item, Failure):
+            raise RuntimeError(f"{what}: could not process {item.sample.image}: {item.message}")
+        if on_item is None:
+            raise TypeError(f"{what}: the job yielded a {type(item).__name__}; expected progress")
+        on_item(item)
+
+    return drive(job, report, on_item=other)
 
 
 def score_on_test(bundle: Path, samples: list) -> dict[str, Any]:
@@ -149,7 +145,7 @@ def score_on_test(bundle: Path, samples: list) -> dict[str, Any]:
     from glassbox_xai.inference import Segmenter
 
     segmenter = Segmenter.from_bundle(bundle)
-    _, evaluation = drive(evaluate_model(segmenter, samples), f"test Dice of {bundle.parent.name if bundle.name == 'bundle' else bundle.name}")
+    evaluation = run_job(evaluate_model(segmenter, samples), f"test Dice of {bundle.parent.name if bundle.name == 'bundle' else bundle.name}")
     per_image = [row["dice"] for row in evaluation.per_image]
     return {"dice": float(np.mean(per_image)), "jaccard": evaluation.summary()["jaccard"], "per_image": dict(zip(evaluation.ids, per_image)),
             "threshold": segmenter.threshold, "tta": segmenter.tta, "postprocess": segmenter.postprocess}
@@ -163,7 +159,7 @@ def rank_pool(bundle: Path, samples: list, passes: int) -> list[dict[str, Any]]:
     import keras
 
     keras.utils.set_random_seed(0)  # the dropout passes: the same ranking on every run
-    _, ranked = drive(rank_by_uncertainty(Segmenter.from_bundle(bundle), samples, passes), "uncertainty ranking")
+    ranked = run_job(rank_by_uncertainty(Segmenter.from_bundle(bundle), samples, passes), "uncertainty ranking")
     return [{"id": r.id, "score": r.score, "boundary": r.boundary, "mc_dropout": r.mc_dropout} for r in ranked]
 
 
@@ -171,8 +167,10 @@ def parent_masks(bundle: Path, samples: list) -> dict[str, np.ndarray]:
     """The parent's predicted masks (what the annotator would start from), by id."""
     from glassbox_xai.inference import Segmenter
 
-    items, _ = drive(Segmenter.from_bundle(bundle).predict_samples(samples), "parent predictions")
-    return {sample.id: prediction.mask for sample, prediction in items}
+    masks: dict[str, np.ndarray] = {}
+    run_job(Segmenter.from_bundle(bundle).predict_samples(samples), "parent predictions",
+        on_item=lambda item: masks.__setitem__(item[0].id, item[1].mask))
+    return masks
 
 
 def correct(store, sample, predicted: np.ndarray, parent_card, strategy: str) -> dict[str, Any]:
