@@ -91,3 +91,46 @@ def test_panel_reports_four_areas_per_method_and_flags_completeness(tiny_bundle,
     hires = [n for n in panel.maps if n.startswith("hirescam ")]
     assert len(hires) == sum(len(v) for v in panel.gradcam_stages.values())
     assert [n for n in panel.maps if n.startswith(("gradcam++ ", "scorecam "))] == ["gradcam++ decoder0_conv2", "scorecam decoder0_conv2"]
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from glassbox_xai.model.registry import resolve_bundle
+
+    return Segmenter.from_bundle(resolve_bundle("dice"))
+
+
+def _method_maps(name: str):
+    """One map per method for a model, image and fixed native target mask."""
+    from glassbox_xai.xai.gradcam import compute_gradcam
+    from glassbox_xai.xai.gradcam_plus import compute_gradcam_plus
+    from glassbox_xai.xai.hirescam import compute_hirescam
+    from glassbox_xai.xai.integrated_gradients import compute_integrated_gradients
+    from glassbox_xai.xai.saliency import compute_saliency
+    from glassbox_xai.xai.scorecam import compute_scorecam
+
+    layer = ["decoder1_conv2"]
+    return {
+        "saliency": lambda e, im, t: compute_saliency(e, im, target=t).map,
+        "ig": lambda e, im, t: compute_integrated_gradients(e, im, target=t, steps=8).map,
+        "gradcam": lambda e, im, t: compute_gradcam(e, im, target=t, layers=layer).maps[layer[0]],
+        "hirescam": lambda e, im, t: compute_hirescam(e, im, target=t, layers=layer).maps[layer[0]],
+        "gradcam++": lambda e, im, t: compute_gradcam_plus(e, im, target=t, layers=layer).maps[layer[0]],
+        "scorecam": lambda e, im, t: compute_scorecam(e, im, target=t, layer=layer[0], budget=16).map,
+    }[name]
+
+
+@pytest.mark.parametrize("method", ["saliency", "ig", "gradcam", "hirescam", "gradcam++", "scorecam"])
+def test_a_map_from_a_randomised_model_fails_the_sanity_check(shipped, val_ids, method):
+    """Adebayo et al.: the shipped model's map and a freshly initialised model's map must not agree."""
+    from data_paths import ISIC_IMAGES
+
+    from glassbox_xai.model.attention_unet import build_attention_unet
+
+    image = read_image(ISIC_IMAGES / f"{val_ids[2]}.jpg")[::2, ::2]
+    target = shipped.predict(image).mask
+    keras.utils.set_random_seed(11)
+    random_model = build_attention_unet(shipped.bundle.config)
+    compute = _method_maps(method)
+    check = randomisation_check(lambda model: compute(Explainer(model, shipped.threshold), image, target), shipped.bundle.model, random_model)
+    assert check.passed, (method, check.spearman)
