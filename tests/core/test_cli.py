@@ -93,7 +93,7 @@ def test_unreadable_file_is_skipped_and_reported(tiny_bundle, native_images, tmp
     "setup, args, message",
     [
         (lambda d: d.mkdir(), ["predict", "{d}", "-o", "{d}/out"], "no images found in"),
-        (lambda d: (d.mkdir(), (d / "notes.txt").write_text("x")), ["predict", "{d}/notes.txt", "-o", "{d}/out"], "unsupported file type '.txt'"),
+        (lambda d: (d.mkdir(), (d / "notes.doc").write_text("x")), ["predict", "{d}/notes.doc", "-o", "{d}/out"], "unsupported file type '.doc'"),
         (lambda d: None, ["predict", "{d}/missing.jpg", "-o", "{d}/out"], "does not exist"),
         (lambda d: (d.mkdir(), (d / "m").mkdir()), ["evaluate", "--predictions", "{d}/m", "--masks", "{d}/m"], "no masks named"),
     ],
@@ -277,3 +277,26 @@ def test_tampered_bundle_is_one_short_line_naming_file_and_value(tamper, expecte
     assert len(err.splitlines()) == 1 and len(err) < 400, err
     for part in expected:
         assert part in err, (part, err)
+
+
+def test_bad_files_leave_no_unclosed_file_warning(real_pairs, tmp_path):
+    """Truncated, corrupt and tiny predictions in one evaluate run, in a fresh Python with
+    ResourceWarning enabled (-X dev): every file is closed, each failure is listed."""
+    import subprocess
+    import sys
+
+    _, masks = real_pairs
+    predictions = tmp_path / "pred"
+    shutil.copytree(masks, predictions)
+    victims = sorted(predictions.iterdir())
+    data = victims[0].read_bytes()
+    victims[0].write_bytes(data[: len(data) // 2])
+    victims[1].write_bytes(data[:60])
+    victims[2].write_bytes(b"\x00garbage")
+    run = subprocess.run([sys.executable, "-X", "dev", "-W", "error::ResourceWarning", "-m", "glassbox_xai.cli", "evaluate",
+                          "--predictions", str(predictions), "--masks", str(masks), "--json", str(tmp_path / "m.json")],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 1, run.stderr
+    assert "unclosed" not in run.stderr and "ResourceWarning" not in run.stderr, run.stderr
+    summary = json.loads((tmp_path / "m.json").read_text())
+    assert summary["n_images"] == 1 and sorted(f["path"] for f in summary["failures"]) == [str(v) for v in victims[:3]]
