@@ -124,3 +124,21 @@ def test_maps_of_a_large_photograph_match_those_computed_at_native_size(tiny_bun
         scale = float(np.abs(reference).max()) or 1.0
         assert np.abs(ours - reference).mean() < 0.02 * scale, name
         assert np.corrcoef(ours.ravel()[::97], reference.ravel()[::97])[0, 1] > 0.98, name
+
+
+def test_worker_explains_a_large_photograph_on_a_shrunk_copy(tiny_bundle, native_images):
+    """The napari worker's explain: maps come back at the size of image[::step, ::step]
+    (never computed at full size), with a drawn target mask shrunk alongside."""
+    from glassbox_xai.data.io import read_image
+    from glassbox_xai.inference import run_to_end
+    from glassbox_xai.worker.server import MAX_MAP_SIDE, WorkerState, op_explain
+
+    image = read_image(max(native_images, key=lambda p: p.stat().st_size))
+    drawn = np.zeros(image.shape[:2], bool)
+    drawn[image.shape[0] // 3 : image.shape[0] // 2, image.shape[1] // 3 : image.shape[1] // 2] = True
+    result = run_to_end(op_explain(WorkerState(), image, str(tiny_bundle), ("confidence", "saliency"), target=drawn))[-1]
+    step = result["step"]
+    assert step == int(np.ceil(max(image.shape[:2]) / MAX_MAP_SIDE)) > 1
+    expected = image[::step, ::step].shape[:2]
+    assert {m.shape for m in result["maps"].values()} == {expected}
+    assert result["faithfulness"]["saliency"]

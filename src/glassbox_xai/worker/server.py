@@ -202,15 +202,16 @@ MAX_MAP_SIDE = 1024
 def op_explain(state: WorkerState, image: np.ndarray, bundle: str, methods: tuple[str, ...], target="prediction",
                truth: np.ndarray | None = None, threshold: float | None = None, ig_steps: int = 32,
                baseline: str = "black") -> Generator[Progress, None, dict]:
-    """The explanation panel of one image. Maps larger than ``MAX_MAP_SIDE`` come back
-    subsampled by an integer ``step`` (the layer scale makes up for it)."""
-    from ..xai.panel import explain
+    """The explanation panel of one image. A photograph larger than ``MAX_MAP_SIDE`` is
+    explained on a copy shrunk by an integer ``step`` (the layer scale makes up for it),
+    so no map is ever held at full size: memory stays bounded on 7,000 px photographs."""
+    from ..xai.explain_files import explain_bounded
 
     segmenter = state.segmenter(bundle, threshold)
-    panel = yield from explain(segmenter, image, tuple(methods), target, truth, ig_steps, baseline)
     step = max(1, int(np.ceil(max(image.shape[:2]) / MAX_MAP_SIDE)))
+    _, panel = yield from explain_bounded(segmenter, image, tuple(methods), target, truth, ig_steps, baseline, step=step)
     return {
-        "maps": {name: np.ascontiguousarray(m[::step, ::step]) for name, m in panel.maps.items()},
+        "maps": {name: np.ascontiguousarray(m) for name, m in panel.maps.items()},
         "step": step,
         "stages": panel.gradcam_stages,
         "faithfulness": panel.faithfulness,

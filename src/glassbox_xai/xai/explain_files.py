@@ -48,26 +48,38 @@ def working_shape(shape: tuple[int, int], side: int = WORKING_SIDE) -> tuple[int
     return max(min(rows, MIN_SIDE), round(rows * scale)), max(min(cols, MIN_SIDE), round(cols * scale))
 
 
-def to_working(image: np.ndarray, truth: np.ndarray | None = None, side: int = WORKING_SIDE) -> tuple[np.ndarray, np.ndarray | None]:
-    """The photograph (area-averaged) and its ground truth (area fraction >= 0.5) at
-    :func:`working_shape`; the arrays themselves when they are already small enough."""
-    rows, cols = working_shape(image.shape[:2], side)
+def to_working(image: np.ndarray, truth: np.ndarray | None = None, side: int = WORKING_SIDE,
+               shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The photograph (area-averaged) and a mask of it (area fraction >= 0.5) at ``shape``,
+    by default :func:`working_shape`; the arrays themselves when already that size."""
+    rows, cols = shape or working_shape(image.shape[:2], side)
     if (rows, cols) == image.shape[:2]:
         return image, truth
     small = cv2.resize(image, (cols, rows), interpolation=cv2.INTER_AREA)
-    if truth is not None:
-        truth = cv2.resize(truth.astype(np.float32), (cols, rows), interpolation=cv2.INTER_AREA) >= 0.5
-    return small, truth
+    return small, None if truth is None else _shrink_mask(truth, (rows, cols))
 
 
-def explain_bounded(segmenter, image: np.ndarray, methods, target: str = "prediction", truth: np.ndarray | None = None,
-                    ig_steps: int = 32, baseline: str = "black", sanity: bool = False,
-                    side: int = WORKING_SIDE) -> Generator[Progress, None, tuple[np.ndarray, Panel]]:
-    """:func:`~glassbox_xai.xai.panel.explain` on the working copy of ``image``; returns
-    the working copy and the panel (every map has the working copy's size)."""
+def _shrink_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(np.asarray(mask, dtype=np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_AREA) >= 0.5
+
+
+def explain_bounded(segmenter, image: np.ndarray, methods, target: str | np.ndarray = "prediction", truth: np.ndarray | None = None,
+                    ig_steps: int = 32, baseline: str = "black", sanity: bool = False, side: int = WORKING_SIDE,
+                    step: int | None = None) -> Generator[Progress, None, tuple[np.ndarray, Panel]]:
+    """:func:`~glassbox_xai.xai.panel.explain` on a smaller copy of ``image``; returns the
+    copy and the panel (every map has the copy's size).
+
+    The copy is :func:`working_shape` (at most ``side`` px a side), or with an integer
+    ``step`` exactly the shape of ``image[::step, ::step]`` (for callers that show maps
+    with a layer scale of ``step``). A target given as a mask is shrunk with the image.
+    """
     from .panel import explain
 
-    small, small_truth = to_working(image, truth, side)
+    rows, cols = image.shape[:2]
+    shape = (-(-rows // step), -(-cols // step)) if step else working_shape((rows, cols), side)
+    small, small_truth = to_working(image, truth, shape=shape)
+    if isinstance(target, np.ndarray) and target.shape[:2] != small.shape[:2]:
+        target = _shrink_mask(target, small.shape[:2])
     panel = yield from explain(segmenter, small, methods, target, small_truth, ig_steps, baseline, sanity=sanity)
     return small, panel
 
