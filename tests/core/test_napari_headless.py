@@ -68,3 +68,91 @@ def test_faithfulness_table_has_one_column_per_method():
     assert "<th>saliency</th><th>IG</th>" in html
     assert "<tr><td>IG error</td><td></td><td align='right'>0.004</td></tr>" in html
     assert "in truth" not in html  # no method measured it
+
+
+ALL_MAPS = ["probability", "confidence", "superpixel confidence", "saliency", "saliency-sigmoid", "integrated gradients",
+            "gradcam encoder1_conv2", "attention attention0", "attention attention1"]
+
+
+def test_every_map_has_a_legend_and_a_short_distinct_layer_name():
+    from glassbox_xai.napari.layers import map_layer_name
+    from glassbox_xai.xai.legend import LEGENDS, legend_for
+
+    names = [map_layer_name("ISIC_0000013", m, "dice") for m in ALL_MAPS]
+    assert len(set(names)) == len(names)
+    assert all(len(name) <= len("ISIC_0000013  (dice)") + 10 for name in names), names
+    assert map_layer_name("ISIC_0000013", "attention attention1", "dice") == "ISIC_0000013 attn 1 (dice)"
+    for key, legend in LEGENDS.items():
+        assert legend.meaning and legend.units and legend.title and 0 < len(legend.short) <= 10, key
+    assert legend_for("gradcam decoder0_conv2") == (LEGENDS["gradcam"], "decoder0_conv2")
+    with pytest.raises(KeyError, match="no legend for map 'mystery'"):
+        legend_for("mystery")
+    with pytest.raises(KeyError, match="no legend"):
+        legend_for("saliency extra")  # not a per-layer family
+
+
+def test_legend_entries_are_checked_and_the_table_extends():
+    from glassbox_xai.xai.legend import MapLegend
+
+    with pytest.raises(ValueError, match="scale 'log'"):
+        MapLegend("x", "x", "x", "x", "x", scale="log")
+    with pytest.raises(ValueError, match="palette 'rainbow'"):
+        MapLegend("x", "x", "x", "x", "x", palette="rainbow")
+
+
+@pytest.mark.parametrize("name, nothing", [(m, 0.0) for m in ALL_MAPS if m not in ("confidence", "integrated gradients")]
+                         + [("integrated gradients", 0.5), ("confidence", 1.0)])
+def test_map_colormaps_are_transparent_where_the_map_says_nothing(name, nothing):
+    from glassbox_xai.napari.layers import map_style
+    from glassbox_xai.xai.legend import palette_at
+
+    style = map_style(name, np.linspace(-2, 3, 100, dtype=np.float32).reshape(10, 10))
+    cmap = style["colormap"]
+    assert cmap["name"].startswith("glassbox ") and len(cmap["colors"]) == len(cmap["controls"])
+    assert np.interp(nothing, cmap["controls"], [c[3] for c in cmap["colors"]]) == 0.0
+    assert style["blending"] == "translucent"
+    low, high = style["contrast_limits"]
+    assert low < high
+    assert palette_at(cmap["name"].split(" ", 1)[1], np.array([nothing]))[0, 3] == 0.0
+
+
+@pytest.mark.parametrize("scale, values, expected", [
+    ("unit", np.array([0.2, 0.4]), (0.0, 1.0)),
+    ("sequential", np.zeros(4), (0.0, 1.0)),  # an all-zero map still has a range
+    ("sequential", np.array([0.0, 2.0]), (0.0, pytest.approx(1.99))),
+    ("diverging", np.array([-4.0, 1.0]), (pytest.approx(-3.985), pytest.approx(3.985))),
+])
+def test_value_ranges(scale, values, expected):
+    from glassbox_xai.xai.legend import MapLegend
+
+    assert MapLegend("m", "m", "m", "m", "m", scale=scale).value_range(values) == expected
+
+
+def test_legend_html_shows_range_units_meaning_and_the_network_layer():
+    from glassbox_xai.napari.layers import legend_html, map_metadata
+    from glassbox_xai.xai.legend import LEGENDS
+
+    meta = map_metadata("ISIC_0000013", "gradcam", "dice", ["encoder: encoder1_conv1", "decoder: decoder0_conv2"])
+    html = legend_html(meta, (0.0, 1.0), plane=1)
+    assert "layer 2/2: <b>decoder: decoder0_conv2</b>" in html and LEGENDS["gradcam"].meaning in html
+    assert ">0<" in html and ">1<" in html and LEGENDS["gradcam"].units in html and "(dice)" in html
+    ig = legend_html(map_metadata("ISIC_0000013", "integrated gradients", "recall"), (-0.0123, 0.0123))
+    assert "-0.0123" in ig and "0.0123" in ig and "red raises" in ig
+    assert "attention coefficients, attention0" in legend_html(map_metadata("I", "attention attention0", "dice"), (0, 1))
+
+
+def test_variant_colours():
+    from glassbox_xai.napari.layers import variant_color, variant_colors
+
+    assert variant_colors(["dice", "balanced", "recall"]) == ["#ff00cc", "#ffd400", "#00c8ff"]
+    assert len({variant_color("v1", 0), variant_color("v2", 1)}) == 2
+
+
+def test_likely_device_reads_the_driver_and_respects_cuda_visible_devices(tmp_path):
+    from glassbox_xai.device_probe import likely_device
+
+    assert likely_device({}, tmp_path) == "CPU"
+    (tmp_path / "0000:01:00.0").mkdir()
+    (tmp_path / "0000:01:00.0" / "information").write_text("Model: \t\t NVIDIA H100 80GB HBM3\nIRQ: 42\n")
+    assert likely_device({}, tmp_path) == "GPU (NVIDIA H100 80GB HBM3)"
+    assert likely_device({"CUDA_VISIBLE_DEVICES": "-1"}, tmp_path).startswith("CPU (GPUs hidden")

@@ -1,22 +1,26 @@
 """The Explain dock widget: confidence, saliency, integrated gradients, Grad-CAM for every
-layer and the attention coefficients, each pushed as an image layer aligned with the photograph."""
+layer and the attention coefficients, each pushed as an image layer aligned with the photograph.
+
+One map is shown at a time (the newest, or the one selected in the layer list), with
+napari's colour bar on the canvas and a legend in the dock that follows the selection."""
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Select, create_widget
+from magicgui.widgets import ComboBox, Label, Select, create_widget
 
 from ..xai import METHODS
+from ..xai.legend import method_label
 from . import common
 from .common import JobWidget
-from .layers import TARGET_CHOICES, faithfulness_html, map_style, stack_gradcam
+from .layers import TARGET_CHOICES, faithfulness_html, legend_html, map_layer_name, map_metadata, map_style, stack_layers, stacked_families
 from .segment_widget import checked_inputs
 
-METHOD_LABELS = {
-    "confidence": "superpixel confidence",
-    "saliency": "saliency (logits)",
-    "saliency-sigmoid": "saliency (sigmoid)",
-    "ig": "integrated gradients",
-    "gradcam": "Grad-CAM and attention",
+NO_LEGEND = "<i>Select a map layer to see its colour scale and what it means.</i>"
+TARGET_TIPS = {
+    "prediction": "the region the model predicts as lesion",
+    "truth": "the expert's lesion (needs a ground-truth layer)",
+    "background": "the skin the model predicts as not lesion",
+    "drawn region": "a region you paint in a Labels layer or draw in a Shapes layer",
 }
 
 
@@ -28,15 +32,21 @@ class ExplainWidget(JobWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         self._image, self._truth = common.layer_pickers()
-        self._methods = Select(label="methods", choices=[(METHOD_LABELS[m], m) for m in METHODS], value=list(METHODS))
-        self._target = ComboBox(label="target", choices=TARGET_CHOICES, value="prediction")
+        self._methods = Select(label="methods", choices=[(method_label(m), m) for m in METHODS], value=list(METHODS),
+                               tooltip="The explanations to compute (Ctrl+click to pick several); each becomes a map layer")
+        self._target = ComboBox(label="target", choices=TARGET_CHOICES, value="prediction",
+                                tooltip="The pixels whose score is explained: " + "; ".join(f"{k}: {v}" for k, v in TARGET_TIPS.items()))
         self._drawn = create_widget(annotation=napari.layers.Layer, label="drawn region", options={"nullable": True})
+        self._drawn.tooltip = "The Labels or Shapes layer holding the region to explain"
+        self._legend = Label(label="legend", value=NO_LEGEND, tooltip="The colour scale and meaning of the selected map layer")
         super().__init__(viewer, [self._image, self._truth, self._methods, self._target, self._drawn])
+        self.insert(self.index(self._info), self._legend)
+        self._legend.native.setWordWrap(True)
         self._target.changed.connect(lambda value: setattr(self._drawn, "visible", value == "drawn region"))
         self._drawn.visible = False
         self._methods.native.setMaximumHeight(100)
-        self._gradcam_names: list[str] = []
-        viewer.dims.events.current_step.connect(self._show_layer_name)
+        viewer.dims.events.current_step.connect(self._on_step)
+        viewer.layers.selection.events.active.connect(self._on_active)
 
     def request(self):
         rgb, truth = checked_inputs(self._image.value, self._truth.value)  # ValueError: JobWidget.run tells the user
@@ -74,27 +84,71 @@ class ExplainWidget(JobWidget):
         scale = tuple(s * step for s in layer.scale[-2:])
         align = {"scale": scale, "translate": tuple(layer.translate[-2:])}
         maps = dict(result["maps"])
-        stack, names = stack_gradcam(maps, result["stages"])
+        stacks = {family: stack_layers(maps, result["stages"], family) for family in stacked_families()}
+        newest = None
         for name, values in maps.items():
-            self._put(f"{layer.name} {name} ({variant})", values, map_style(name, values), align)
-        if stack is not None:
-            self._gradcam_names = names
-            self._put(f"{layer.name} Grad-CAM by layer ({variant})", stack, map_style("gradcam", stack),
-                      {"scale": (1.0, *scale), "translate": (0.0, *align["translate"])}, metadata={"layers": names})
-            self._show_layer_name()
+            newest = self._put(map_layer_name(layer.name, name, variant), values, map_style(name, values), align,
+                               map_metadata(layer.name, name, variant))
+        for family, (stack, names) in stacks.items():
+            if stack is not None:
+                axes = {"scale": (1.0, *scale), "translate": (0.0, *align["translate"]), "axis_labels": (names[0], "-2", "-1")}
+                newest = self._put(map_layer_name(layer.name, family, variant), stack, map_style(family, stack), axes,
+                                   map_metadata(layer.name, family, variant, names))
+        if newest is not None:
+            self._viewer.layers.selection.active = newest  # shown alone, with its colour bar and legend
+            self._show_only(newest)
         seconds = ", ".join(f"{k} {v:.1f} s" for k, v in result["seconds"].items())
         self._info.value = faithfulness_html(result["faithfulness"]) + f"<p>time: {seconds}</p>"
 
-    def _put(self, name: str, data: np.ndarray, style: dict, align: dict, metadata: dict | None = None) -> None:
+    def _put(self, name: str, data: np.ndarray, style: dict, align: dict, metadata: dict):
+        """Update the map layer ``name`` in place, or add it; returns the layer."""
         if name in self._viewer.layers:
             layer = self._viewer.layers[name]
             layer.data = data
             layer.contrast_limits = style["contrast_limits"]
-        else:
-            self._viewer.add_image(data, name=name, metadata=metadata or {}, **style, **align)
+            layer.metadata.update(metadata)
+            return layer
+        return self._viewer.add_image(data, name=name, metadata=metadata, **style, **align)
 
-    def _show_layer_name(self, event=None) -> None:
-        if self._gradcam_names and self._viewer.dims.ndim == 3:
-            index = int(self._viewer.dims.current_step[0])
-            if 0 <= index < len(self._gradcam_names):
-                self._status.value = f"Grad-CAM slider at {self._gradcam_names[index]}"
+    def _maps(self) -> list:
+        return [layer for layer in self._viewer.layers if "glassbox_map" in layer.metadata]
+
+    def _show_only(self, shown) -> None:
+        """Show one map layer with its colour bar; hide the other maps (they would hide it or each other)."""
+        for layer in self._maps():  # by name: napari hands plugins proxies, a new one per access
+            layer.visible = layer.colorbar.visible = layer.name == shown.name
+        self._show_legend(shown)
+
+    def _on_active(self, event=None) -> None:
+        active = self._viewer.layers.selection.active
+        if active is not None and "glassbox_map" in active.metadata:
+            self._show_only(active)
+
+    def _on_step(self, event=None) -> None:
+        active = self._viewer.layers.selection.active
+        shown = active if active is not None and "glassbox_map" in active.metadata else None
+        for layer in self._maps():
+            if "layers" in layer.metadata:
+                self._name_slider(layer)
+        if shown is not None:
+            self._show_legend(shown)
+
+    def _plane(self, layer) -> int | None:
+        if "layers" not in layer.metadata or layer.ndim != 3:
+            return None
+        return int(np.clip(np.round(layer.world_to_data(self._viewer.dims.point)[0]), 0, layer.data.shape[0] - 1))
+
+    def _name_slider(self, layer) -> None:
+        """Label the slider with the network layer shown, so the name never goes stale."""
+        plane = self._plane(layer)
+        if plane is not None:
+            name = layer.metadata["layers"][plane]
+            if layer.axis_labels[0] != name:
+                layer.axis_labels = (name, *layer.axis_labels[1:])
+
+    def _show_legend(self, layer) -> None:
+        if layer is None or layer.name not in self._viewer.layers:
+            self._legend.value = NO_LEGEND
+            return
+        self._name_slider(layer)
+        self._legend.value = legend_html(layer.metadata, layer.contrast_limits, self._plane(layer))

@@ -1,4 +1,4 @@
-"""Headless helpers of the widgets: layer names and styles, input checks, metric tables.
+"""Headless helpers of the widgets: layer names, styles and legends, input checks, metric tables.
 
 No Qt here, and no TensorFlow: these take and return plain arrays and dicts, so
 they are tested without a viewer.
@@ -13,8 +13,11 @@ import numpy as np
 from ..data.io import ImageConversionWarning, as_rgb8
 from ..figures import DISCLAIMER
 from ..metrics import Confusion, scores
+from ..xai.legend import LEGENDS, legend_for, palette_at, palette_colors
 
 LESION_COLOR = "#ff00cc"
+VARIANT_COLORS = {"dice": "#ff00cc", "balanced": "#ffd400", "recall": "#00c8ff"}
+EXTRA_COLORS = ("#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
 TABLE = (("dice", "Dice"), ("jaccard", "IoU (Jaccard)"), ("threshold_jaccard", "thresholded Jaccard"), ("precision", "precision"),
          ("sensitivity", "recall (sensitivity)"), ("specificity", "specificity"), ("accuracy", "pixel accuracy"), ("f1", "F1"))
 
@@ -66,29 +69,91 @@ TARGET_CHOICES = ["prediction", "truth", "background", "drawn region"]
 STAGE_ORDER = ("encoder", "attention", "decoder", "output")
 
 
+def map_layer_name(image_name: str, map_name: str, variant: str) -> str:
+    """A short layer name that fits napari's layer list: image, the map's short name, variant
+    (the full title is in the layer's metadata and the legend)."""
+    legend, layer = legend_for(map_name)
+    if layer is None or legend.stacked or not layer.startswith(legend.key):
+        return f"{image_name} {legend.short} ({variant})"
+    return f"{image_name} {legend.short} {layer[len(legend.key):].strip()} ({variant})"  # attention0 -> "attn 0"
+
+
+def map_colormap(palette: str) -> dict:
+    """A napari colour map argument (plain data, no napari import) for one of the legend palettes."""
+    controls, colors = palette_colors(palette)
+    return {"name": f"glassbox {palette}", "colors": [list(c) for c in colors], "controls": controls}
+
+
 def map_style(name: str, values: np.ndarray) -> dict:
-    """Colour map, contrast limits, blending and opacity that read well over skin."""
-    if name.startswith(("attention", "confidence", "superpixel")) or name == "gradcam":
-        return {"colormap": "turbo" if name.startswith("attention") else "viridis", "contrast_limits": (0.0, 1.0),
-                "blending": "translucent", "opacity": 0.55}
-    if name == "integrated gradients":
-        limit = float(np.percentile(np.abs(values), 99.5)) or 1.0
-        return {"colormap": "bwr", "contrast_limits": (-limit, limit), "blending": "translucent", "opacity": 0.6}
-    limit = float(np.percentile(values, 99.5)) or float(values.max()) or 1.0
-    return {"colormap": "inferno", "contrast_limits": (0.0, limit), "blending": "additive", "opacity": 0.8}
+    """Colour map (transparent where the map says nothing), contrast limits, blending and opacity."""
+    legend, _ = legend_for(name)
+    return {"colormap": map_colormap(legend.palette), "contrast_limits": legend.value_range(values),
+            "blending": "translucent", "opacity": 0.8}
 
 
-def stack_gradcam(maps: dict[str, np.ndarray], stages: dict[str, list[str]]) -> tuple[np.ndarray | None, list[str]]:
-    """Remove the per-layer Grad-CAM maps from ``maps`` and stack them in stage order,
+def map_metadata(image_name: str, map_name: str, variant: str, layers: list[str] | None = None) -> dict:
+    """What a map layer is, for the legend panel and for anyone reading ``layer.metadata``."""
+    legend, layer = legend_for(map_name)
+    meta = {"glassbox_map": legend.key, "image": image_name, "variant": variant, "title": legend.title,
+            "meaning": legend.meaning, "units": legend.units, "description": legend.describe(layer)}
+    if layers is not None:
+        meta["layers"] = list(layers)
+    return meta
+
+
+def stack_layers(maps: dict[str, np.ndarray], stages: dict[str, list[str]], family: str = "gradcam") -> tuple[np.ndarray | None, list[str]]:
+    """Remove the per-layer maps of ``family`` from ``maps`` and stack them in stage order,
     returning the stack (layers, rows, cols) and its labels ``"stage: layer"``."""
     names, planes = [], []
     for stage in STAGE_ORDER:
         for layer in stages.get(stage, []):
-            key = f"gradcam {layer}"
+            key = f"{family} {layer}"
             if key in maps:
                 planes.append(maps.pop(key))
                 names.append(f"{stage}: {layer}")
     return (np.stack(planes) if planes else None), names
+
+
+def stacked_families() -> list[str]:
+    """The map families shown as one stack with a slider over the network's layers."""
+    return [key for key, legend in LEGENDS.items() if legend.stacked]
+
+
+SKIN = np.array([222, 184, 160], dtype=np.float64)  # the swatch background: how a colour looks over skin
+
+
+def legend_html(metadata: dict, contrast_limits: tuple[float, float], plane: int | None = None) -> str:
+    """The legend of a map layer for the dock: title (and network layer), a colour strip
+    with its range and units, and the one-line meaning."""
+    legend = LEGENDS[metadata["glassbox_map"]]
+    low, high = (float(v) for v in contrast_limits)
+    title = legend.title
+    layers = metadata.get("layers") or []
+    if plane is not None and 0 <= plane < len(layers):
+        title += f", layer {plane + 1}/{len(layers)}: <b>{layers[plane]}</b>"
+    elif metadata.get("description", "").startswith(f"{legend.title}, "):
+        title = metadata["description"].split(" [", 1)[0]
+    rgba = palette_at(legend.palette, np.linspace(0.0, 1.0, 24))
+    cells = "".join(f"<td bgcolor='#{_over_skin(c)}'>&nbsp;</td>" for c in rgba)
+    return (f"<p><b>{title}</b> <small>({metadata.get('variant', '')})</small></p>"
+            f"<table cellspacing=0 cellpadding=0 width='100%'><tr>{cells}</tr></table>"
+            f"<table width='100%'><tr><td>{_number(low)}</td><td align='center'><small>{legend.units}</small></td>"
+            f"<td align='right'>{_number(high)}</td></tr></table><p>{legend.meaning}</p>")
+
+
+def _over_skin(rgba: np.ndarray) -> str:
+    rgb = rgba[3] * np.asarray(rgba[:3]) * 255 + (1 - rgba[3]) * SKIN
+    return "".join(f"{int(round(v)):02x}" for v in rgb)
+
+
+def _number(value: float) -> str:
+    return "0" if value == 0 else f"{value:.3g}"
+
+
+def variant_color(name: str, index: int = 0) -> str:
+    """The colour of a model variant in every widget: dice magenta, balanced yellow, recall cyan;
+    other models (fine-tuned versions, bundles) take a colour from a cycle by their ``index``."""
+    return VARIANT_COLORS.get(name, EXTRA_COLORS[index % len(EXTRA_COLORS)])
 
 
 def faithfulness_html(numbers: dict[str, dict]) -> str:
@@ -109,14 +174,10 @@ def faithfulness_html(numbers: dict[str, dict]) -> str:
             f"ground truth. IG error: integrated-gradients completeness error.</p><p><i>{DISCLAIMER}</i></p>")
 
 
-VARIANT_COLORS = {"dice": "#ff00cc", "balanced": "#ffd400", "recall": "#00c8ff"}
-EXTRA_COLORS = ("#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
-
 
 def comparison_html(names: list[str], results: list[dict]) -> str:
     """Metric rows by model columns (macro metrics of one image), with each model's colour."""
-    colors = [VARIANT_COLORS.get(n, EXTRA_COLORS[i % len(EXTRA_COLORS)]) for i, n in enumerate(names)]
-    head = "".join(f"<th><font color='{c}'>{n}</font></th>" for n, c in zip(names, colors))
+    head = "".join(f"<th><font color='{c}'>{n}</font></th>" for n, c in zip(names, variant_colors(names)))
     if not all("metrics" in r for r in results):
         return f"<p>Outlines: {head}</p><p>Choose a ground truth layer to compare metrics.</p><p><i>{DISCLAIMER}</i></p>"
     rows = "".join(
@@ -128,7 +189,7 @@ def comparison_html(names: list[str], results: list[dict]) -> str:
 
 def variant_colors(names: list[str]) -> list[str]:
     """The outline colour of each model: the shipped variants' own, then a cycle for other bundles."""
-    return [VARIANT_COLORS.get(n, EXTRA_COLORS[i % len(EXTRA_COLORS)]) for i, n in enumerate(names)]
+    return [variant_color(n, i) for i, n in enumerate(names)]
 
 
 def _compact(count: int) -> str:
