@@ -12,7 +12,7 @@ from ..data.layout import Sample, mask_name
 from ..inference import Progress
 from .inputs import InputError, collect
 from .jobs import Item, Job, ModelSpec
-from .resume import RecordStore, write_csv, write_failure_report
+from .resume import RecordStore, remove_stale_temporaries, write_csv, write_failure_report
 from .runner import run_batch
 
 
@@ -27,6 +27,10 @@ def predict(args, bundle: Path) -> int:
         if existing:
             raise InputError(f"{len(existing)} mask(s) already exist in {out}, e.g. {Path(existing[0].output).name}; "
                              "pass --resume to keep the complete ones, or --overwrite to replace them")
+    if args.resume:
+        stale = remove_stale_temporaries(out, {Path(i.output).name for i in items})
+        if stale:
+            print(f"removed {stale} temporary file(s) left by an interrupted run", file=sys.stderr)
     counts, failures = _run(args, bundle, Job("predict", resume=args.resume), items, store=None)
     report = write_failure_report(args.failures or out / "glassbox_failures.csv", failures)
     print(f"wrote {counts['written']} mask(s) to {out}" + (f", kept {counts['kept']} complete" if args.resume else "")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..data.layout import Sample
 from ..inference import Failure, Progress
-from .resume import mask_is_complete, remove_stale_temporaries
+from .resume import mask_is_complete
 
 KINDS = ("predict", "evaluate", "rank")
 EXPECTED = (ValueError, OSError)  # ImageReadError and MaskError are ValueErrors
@@ -97,7 +97,6 @@ def _guarded(item: Item, work, *args) -> dict:
 def _write_mask(item: Item, prediction) -> dict:
     from ..data.io import write_mask
 
-    remove_stale_temporaries(Path(item.output))
     write_mask(item.output, prediction.mask)
     return _record(item, "written")
 

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Iterable
 
@@ -45,12 +46,16 @@ def mask_is_complete(mask: str | Path, image: str | Path) -> bool:
     return True
 
 
-def remove_stale_temporaries(target: Path) -> int:
-    """Delete temporary files a killed run left beside ``target``; returns how many."""
-    stale = list(target.parent.glob(f".{target.name}.*.tmp"))
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return len(stale)
+def remove_stale_temporaries(folder: Path, names: set[str]) -> int:
+    """Delete the temporary files a killed run left in ``folder`` for outputs named in
+    ``names`` (one listing of the folder, however large); returns how many."""
+    removed = 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.name[1:].rsplit(".", 2)[0] in names:
+                Path(entry.path).unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 class RecordStore:
