@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +155,38 @@ def test_the_first_layout_is_migrated(tmp_path, pair):
     assert sorted(p.name for p in history.iterdir()) == ["v1", "v2"]
     assert store.sidecar(image_id)["migrated_from"] == LEGACY_FORMAT
     assert store.save(path, shape, truth, predicted, PROVENANCE)["version"] == 3
+
+
+def test_a_version_folder_without_its_sidecar_is_named_on_opening(tmp_path, pair):
+    path, shape, truth, predicted = pair
+    RetrainingSet(tmp_path / "set").save(path, shape, truth, predicted, PROVENANCE)
+    sidecar = tmp_path / "set" / "history" / path.stem / "v1" / "sidecar.json"
+    sidecar.unlink()  # damaged by hand or by the disk: never by a save
+    with pytest.raises(StoreError, match=rf"^{sidecar} cannot be read as a sidecar"):
+        RetrainingSet(tmp_path / "set")
+
+
+def test_concurrent_savers_never_share_a_version(tmp_path, pair):
+    """Two openings of one set (as the napari process and a second process) saving at once:
+    the lock gives every save its own version, and all of them stay readable."""
+    path, shape, truth, predicted = pair
+    stores = [RetrainingSet(tmp_path / "set"), RetrainingSet(tmp_path / "set")]
+    masks = {(n, k): np.roll(truth, 7 * k + n, axis=0) for n in range(2) for k in range(6)}
+    saved: dict[int, tuple[int, int]] = {}
+
+    def saver(n: int) -> None:
+        for k in range(6):
+            saved[stores[n].save(path, shape, masks[n, k], predicted, PROVENANCE)["version"]] = (n, k)
+
+    threads = [threading.Thread(target=saver, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(saved) == list(range(1, 13)) and stores[0].versions(path.stem) == list(range(1, 13))
+    for version, key in saved.items():
+        assert np.array_equal(stores[1].read_version(path.stem, version), masks[key])
+    assert stores[0].check() == []
 
 
 def test_files_follow_the_umask(tmp_path, pair):

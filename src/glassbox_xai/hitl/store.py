@@ -96,6 +96,8 @@ class RetrainingSet:
                 for image_id in self._history_ids():
                     self._refresh_copies(image_id)
                 self._write_manifest()
+        except StoreError:
+            raise  # a damaged version: the message names its file
         except OSError as exc:
             raise StoreError(f"cannot write the retraining set at {self.root}: {exc.strerror or exc}") from None
 
