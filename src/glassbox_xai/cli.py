@@ -235,7 +235,7 @@ def _explain_one(args: argparse.Namespace, segmenter, bundle_path: Path, sample,
     job = explain_bounded(segmenter, image, methods, args.target, truth, args.steps, args.baseline, sanity=args.sanity)
     del image, truth  # the working copy is all the panel needs; the native maps are made one at a time
     small, panel = _drive(job, label, failures)
-    meta = {"image": str(sample.image), "model": str(bundle_path), "target": args.target}
+    meta = {"image": str(sample.image), "model": str(bundle_path), "target": args.target, "photograph_shape": list(native_shape)}
     folder = write_panel(args.output / sample.image.stem, small, panel, meta, native_shape if args.maps == "native" else None)
     return folder, panel
 

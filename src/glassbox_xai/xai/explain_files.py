@@ -117,8 +117,8 @@ def write_panel(folder: str | Path, image: np.ndarray, panel: Panel, meta: dict,
     report = {
         **meta,
         "disclaimer": DISCLAIMER,
-        "shape": list(map_shape),
-        "working_shape": list(image.shape[:2]),
+        "shape": list(map_shape),  # of the TIFF maps
+        "working_shape": list(image.shape[:2]),  # of the copy the maps were computed on
         "threshold": panel.prediction.threshold,
         "maps": sorted(panel.maps),
         "faithfulness": panel.faithfulness,
