@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from data_paths import ISIC_IMAGES
+from glassbox_xai.data.io import read_mask
 from glassbox_xai.metrics import Confusion, scores
+from glassbox_xai.model import versions
+from glassbox_xai.model.card import read_card
 from glassbox_xai.napari import segment_widget as sw
 
 def open_widget(viewer, bundle):
@@ -105,3 +111,65 @@ def test_preprocessing_preview_and_segment_on_the_copy(make_napari_viewer, tiny_
     assert np.array_equal(layer.data, image)  # the photograph itself is untouched
     press(widget, timeout=180_000)
     assert not errors and viewer.layers[f"{image_id} prediction (custom)"].data.shape == image.shape[:2]
+
+
+def test_threshold_follows_the_model_card_and_the_mask_equals_glassbox_predict(make_napari_viewer, photo, errors, tmp_path, press):
+    """The widget starts from the card (threshold, TTA) of the chosen model, follows the picker,
+    and writes the very mask `glassbox predict` writes for the same photograph and model."""
+    image_id, image, truth = photo
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(image, name=image_id, rgb=True)
+    gt = viewer.add_labels(truth.astype(np.uint8), name=f"{image_id} ground truth")
+    _, widget = viewer.window.add_plugin_dock_widget("glassbox-xai", "Segment lesion")
+    assert widget._image.value is layer and widget._truth.value is gt  # the photograph's ground truth is pre-selected
+    for variant in ("recall", "balanced", "dice"):
+        widget._model.value = variant
+        card = read_card(versions.bundle_for(variant))
+        assert widget._threshold.value == pytest.approx(card.threshold) and f"threshold {card.threshold:.2f}" in widget._card_line.value
+    assert widget._threshold.value == pytest.approx(0.30) and "flip TTA on" in widget._card_line.value
+    press(widget, timeout=180_000)
+    assert not errors and widget.result["threshold"] == pytest.approx(0.30)
+    pred = viewer.layers[f"{image_id} prediction (dice)"]
+    assert viewer.layers.selection.active is pred  # the editable prediction, not the hidden probability map
+
+    out = tmp_path / "cli"
+    subprocess.run([sys.executable, "-m", "glassbox_xai.cli", "predict", str(ISIC_IMAGES / f"{image_id}.jpg"), "-o", str(out),
+                    "--variant", "dice"], check=True, capture_output=True, timeout=300)
+    cli_mask = read_mask(out / f"{image_id}_segmentation.png")
+    assert cli_mask.any() and np.array_equal(pred.data > 0, cli_mask)
+
+    widget._threshold.value = 0.6  # a threshold of the user's own is sent as it is
+    press(widget, timeout=180_000)
+    assert widget.result["threshold"] == pytest.approx(0.6) and np.count_nonzero(pred.data) < np.count_nonzero(cli_mask)
+
+
+def test_ground_truth_is_picked_when_the_photograph_opens_after_the_widget(make_napari_viewer, photo):
+    image_id, image, truth = photo
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("glassbox-xai", "Segment lesion")
+    assert widget._truth.value is None
+    layer = viewer.add_image(image, name=image_id, rgb=True)
+    gt = viewer.add_labels(truth.astype(np.uint8), name=f"{image_id} ground truth")
+    assert widget._image.value is layer and widget._truth.value is gt
+    other = viewer.add_labels(np.zeros(image.shape[:2], np.uint8), name="my own mask")
+    widget._truth.value = other
+    viewer.add_image(image, name="another photograph", rgb=True)
+    assert widget._truth.value is other  # a choice of the user's is kept
+
+
+def test_every_control_has_a_tooltip(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("glassbox-xai", "Segment lesion")
+    missing = [w.name or w.label or type(w).__name__ for w in _controls(widget) if not w.tooltip]
+    assert not missing, f"controls without a tooltip: {missing}"
+
+
+def _controls(container):
+    """Every input widget (not labels, not containers) inside a magicgui container."""
+    from magicgui.widgets import Container, Label
+
+    for w in container:
+        if isinstance(w, Container):
+            yield from _controls(w)
+        elif not isinstance(w, Label):
+            yield w

@@ -3,10 +3,12 @@ in the model worker process, and push the prediction and probability layers."""
 
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, FloatSlider, PushButton
+from magicgui.widgets import CheckBox, FloatSlider, Label, PushButton
 from napari.utils.notifications import show_warning
 
 from ..figures import DISCLAIMER
+from ..model.card import BundleError, ModelCard, read_card
+from ..model.registry import NoTrainedModelError
 from . import common
 from .common import BUNDLE_ON_DISK, JobWidget, worker_for  # noqa: F401  (re-exported for tests and scripts)
 from .layers import LESION_COLOR, image_for_model, metrics_html, prediction_name, probability_name, truth_for_image
@@ -24,8 +26,29 @@ def checked_inputs(image_layer, truth_layer) -> tuple[np.ndarray, np.ndarray | N
     return rgb, truth
 
 
+def card_settings(card: ModelCard) -> str:
+    """The inference settings a model card sets, as the widget shows them."""
+    options = card.inference or {}
+    on_off = lambda key: "on" if options.get(key, False) else "off"  # noqa: E731
+    return f"model card: threshold {card.threshold:.2f}, flip TTA {on_off('tta')}, postprocess {on_off('postprocess')}"
+
+
+def truth_for_layer(image_layer, labels_layers) -> object | None:
+    """The ground-truth Labels layer that belongs to ``image_layer`` (named ``<image> ground
+    truth``, as the reader and the Review widget name it), or ``None``."""
+    if image_layer is None:
+        return None
+    wanted = f"{image_layer.name} ground truth"
+    return next((layer for layer in labels_layers if layer.name == wanted), None)
+
+
 class SegmentWidget(JobWidget):
-    """Segment the chosen image layer with a model variant; shows metrics when a ground truth is chosen."""
+    """Segment the chosen image layer with a model variant; shows metrics when a ground truth is chosen.
+
+    The threshold starts at the chosen model's card value and follows the model picker,
+    and test-time augmentation and postprocessing are the card's, so the widget gives the
+    same mask as ``glassbox predict`` with the same model.
+    """
 
     op = "segment"
     run_text = "Segment"
@@ -33,14 +56,80 @@ class SegmentWidget(JobWidget):
     def __init__(self, viewer: napari.viewer.Viewer):
         self._image, self._truth = common.layer_pickers()
         self._threshold = FloatSlider(label="threshold", min=0.05, max=0.95, step=0.01, value=0.5)
+        self._card_line = Label(label="", value="")
         self._use_preprocess = CheckBox(text="preprocess before segmenting", value=False)
         self._preprocess = PreprocessPanel()
         self._preview = PushButton(text="Preview preprocessing")
-        super().__init__(viewer, [self._image, self._truth, self._threshold, self._use_preprocess, self._preprocess, self._preview])
+        super().__init__(viewer, [self._image, self._truth, self._threshold, self._card_line, self._use_preprocess,
+                                  self._preprocess, self._preview])
+        self._card: ModelCard | None = None
         self._preprocess.visible = self._preview.visible = False
         self._use_preprocess.changed.connect(self._toggle_preprocess)
         self._preview.clicked.connect(self.preview)
+        self._model.changed.connect(self._follow_model)
+        self._bundle.changed.connect(self._follow_model)
+        self._image.changed.connect(self._pick_truth)
+        viewer.layers.events.inserted.connect(self._pick_truth_if_empty)
         self._metrics = self._info
+        self._add_tooltips()
+        self._follow_model()
+        self._pick_truth()
+
+    def _add_tooltips(self) -> None:
+        tips = {
+            self._image: "The photograph to segment (an RGB or grayscale image layer).",
+            self._truth: "Optional expert mask of the same size: with one, the metric table compares the prediction with it.",
+            self._threshold: "Probability above which a pixel counts as lesion. Starts at the chosen model's card value "
+                             "(the value `glassbox predict` uses); move it to trade recall for precision.",
+            self._use_preprocess: "Apply photometric preprocessing (gamma, contrast, CLAHE...) to a copy of the image before segmenting.",
+            self._preview: "Show the preprocessed copy as a new image layer; the photograph itself is not changed.",
+            self._run: "Segment the chosen image with the chosen model in the model worker (napari stays responsive).",
+            self._cancel: "Stop the running segmentation.",
+            self._model: "The model: a shipped variant, a fine-tuned version, or a bundle folder on disk.",
+            self._bundle: "A model bundle folder (holds model.keras, config.json and card.json).",
+            self._progress: "Progress of the running job.",
+        }
+        for widget, tip in tips.items():
+            widget.tooltip = tip
+        self._card_line.tooltip = "Settings the chosen model's card sets; the worker applies its test-time augmentation and postprocessing."
+        for name, (box, slider) in self._preprocess._rows.items():  # the panel's own rows
+            label = name.replace("_", " ")
+            box.tooltip = f"Apply {label} to the copy of the image that is segmented."
+            slider.tooltip = f"Strength of {label} (enabled when its box is ticked)."
+
+    def _follow_model(self, _value=None) -> None:
+        """Take the threshold and inference options from the chosen model's card (no TensorFlow)."""
+        try:
+            self._card = read_card(self.bundle_path())
+        except (BundleError, NoTrainedModelError, OSError):
+            self._card = None
+            self._card_line.value = "<small>model card: not readable yet (choose a model)</small>"
+            return
+        self._threshold.value = self._card.threshold
+        self._card_line.value = f"<small>{card_settings(self._card)}</small>"
+
+    def _pick_truth(self, _value=None) -> None:
+        """Pre-select the ground truth that belongs to the chosen image, when there is one."""
+        self._truth.reset_choices()
+        match = truth_for_layer(self._image.value, [layer for layer in self._viewer.layers if isinstance(layer, napari.layers.Labels)])
+        if match is not None:
+            self._truth.value = match
+
+    def _pick_truth_if_empty(self, _event=None) -> None:
+        try:
+            if self._truth.value is None:
+                self._image.reset_choices()
+                self._pick_truth()
+        except RuntimeError as exc:  # the dock was closed and its Qt widgets deleted: nothing to update
+            if "deleted" not in str(exc):
+                raise
+
+    def threshold(self) -> float | None:
+        """The threshold to send: ``None`` (the card's own, exactly) while the slider shows the card's value."""
+        value = float(self._threshold.value)
+        if self._card is not None and abs(value - self._card.threshold) < self._threshold.step / 2:
+            return None
+        return value
 
     def _toggle_preprocess(self, on: bool) -> None:
         self._preprocess.visible = self._preview.visible = on
@@ -66,7 +155,7 @@ class SegmentWidget(JobWidget):
     def request(self):
         rgb, truth = checked_inputs(self._image.value, self._truth.value)  # ValueError: JobWidget.run tells the user
         rgb = self._prepared(rgb)
-        return self._image.value, {"image": rgb, "threshold": float(self._threshold.value), "truth": truth}
+        return self._image.value, {"image": rgb, "threshold": self.threshold(), "truth": truth}
 
     def show_result(self, layer, result: dict) -> None:
         apply_result(self._viewer, layer, result, result["card"]["variant"])
@@ -86,9 +175,9 @@ def apply_result(viewer, image_layer, result: dict, variant: str) -> None:
     else:
         colormap = DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: LESION_COLOR})
         viewer.add_labels(mask, name=pred_name, opacity=0.45, colormap=colormap, **align)
-        viewer.layers.selection.active = viewer.layers[pred_name]  # ready to edit; not re-selected on updates
     if prob_name in viewer.layers:
         viewer.layers[prob_name].data = result["probabilities"]
     else:
         viewer.add_image(result["probabilities"], name=prob_name, colormap="magma", contrast_limits=(0.0, 1.0),
                          blending="additive", opacity=0.5, visible=False, **align)
+    viewer.layers.selection.active = viewer.layers[pred_name]  # the editable prediction, not the hidden probability
