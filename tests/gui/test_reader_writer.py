@@ -17,12 +17,23 @@ def test_photo_opens_with_its_ground_truth(make_napari_viewer, tmp_path):
     shutil.copy(ISIC_IMAGES / f"{image_id}.jpg", tmp_path)
     shutil.copy(ISIC_MASKS / f"{image_id}_segmentation.png", tmp_path)
     assert get_reader(str(tmp_path / f"{image_id}_segmentation.png")) is None  # masks are not photographs
-    viewer = make_napari_viewer()
+    viewer = make_napari_viewer(show=True)  # shown: the screenshots below are what a user sees
     viewer.open(str(tmp_path / f"{image_id}.jpg"), plugin="glassbox-xai")
     assert [layer.name for layer in viewer.layers] == [image_id, f"{image_id} ground truth"]
     truth = viewer.layers[f"{image_id} ground truth"]
     assert truth.data.shape == viewer.layers[image_id].data.shape[:2]
     assert np.array_equal(truth.data > 0, read_mask(ISIC_MASKS / f"{image_id}_segmentation.png"))
+    assert truth.contour >= 2  # an outline over the photograph, not an opaque fill hiding the lesion
+
+    def changed(shot) -> int:  # canvas pixels the ground-truth layer changes
+        return int(np.count_nonzero(np.abs(shot.astype(int) - photo_only.astype(int)).max(-1) > 30))
+
+    outlined = viewer.screenshot(canvas_only=True, flash=False)
+    truth.visible = False
+    photo_only = viewer.screenshot(canvas_only=True, flash=False)
+    truth.visible, truth.contour = True, 0
+    filled = viewer.screenshot(canvas_only=True, flash=False)
+    assert 0 < changed(outlined) < 0.2 * changed(filled)  # the lesion stays visible inside its outline
 
 
 def test_labels_layer_saves_as_isic_mask(make_napari_viewer, tmp_path):

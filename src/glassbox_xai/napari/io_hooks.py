@@ -50,8 +50,33 @@ def _not_photo(path: str) -> bool:
     return p.is_dir() or p.suffix.lower() not in IMAGE_EXTENSIONS or p.stem.endswith((MASK_SUFFIX, "_superpixels"))
 
 
+def truth_contour(shape: tuple[int, int]) -> int:
+    """Contour width (pixels) of a ground-truth layer: an outline that leaves the lesion
+    visible, thick enough to see at full view on 12 MP photographs too."""
+    return max(2, round(max(shape[:2]) / 500))
+
+
+def _outline_when_added(path: Path, width: int) -> None:
+    """Draw the ground-truth layer of ``path`` as a contour once napari has added it (a
+    reader returns layer data, and ``contour`` is not a Labels argument)."""
+    import napari
+
+    viewer = napari.current_viewer()
+    if viewer is None:
+        return
+
+    def outline(event) -> None:
+        layer = event.value
+        if layer.metadata.get("path") == str(path) and hasattr(layer, "contour"):
+            layer.contour = width
+            viewer.layers.events.inserted.disconnect(outline)
+
+    viewer.layers.events.inserted.connect(outline)
+
+
 def read_photos(path: str | list[str]) -> list[tuple]:
-    """Image layer per photograph, plus a ground-truth Labels layer when its mask is beside it."""
+    """Image layer per photograph, plus a ground-truth Labels layer when its mask is beside it
+    (drawn as a contour over the photograph, not a fill that hides the lesion)."""
     layers = []
     for item in [path] if isinstance(path, str) else path:
         photo = Path(item)
@@ -66,6 +91,7 @@ def read_photos(path: str | list[str]) -> list[tuple]:
 
                 show_warning(f"GlassBox: ground truth not loaded: {exc}")
                 continue
+            _outline_when_added(mask_path, truth_contour(image.shape))
             layers.append((mask.astype(np.uint8), {"name": f"{photo.stem} ground truth", "opacity": 0.9, "metadata": {"path": str(mask_path)}}, "labels"))
     return layers
 
