@@ -12,7 +12,7 @@ import pytest
 from app_model.types import KeyBinding
 
 from data_paths import ISIC_IMAGES, ISIC_MASKS, split_ids
-from glassbox_xai.data.io import read_image
+from glassbox_xai.data.io import read_image, read_mask
 from glassbox_xai.model import versions
 from glassbox_xai.napari.common import BUNDLE_ON_DISK, worker_for
 
@@ -79,11 +79,14 @@ def test_review_correct_accept_resume_rank(make_napari_viewer, qtbot, tiny_bundl
     second = _prediction(viewer, ids[1])
     second.paint((30, 30), 0 if second.data[30, 30] else 1)
     edited = second.data.copy()
-    worker_for(viewer)._process.kill()
+    crashed = worker_for(viewer)._process
+    crashed.kill()
+    crashed.join(10)  # dead before the next image asks for it, as a crash found by the next job
     viewer.keymap[KeyBinding.from_str("Shift-Right")](viewer)
     finish(widget)
     assert widget.session.current.id == ids[2] and f"{ids[2]} prediction (custom)" in viewer.layers  # worker restarted
     viewer.keymap[KeyBinding.from_str("Shift-Left")](viewer)
+    finish(widget)  # the photograph is read off the GUI thread
     assert np.array_equal(viewer.layers[f"{ids[1]} prediction (draft)"].data > 0, edited > 0)
 
     # napari closed and opened again: the session resumes where it stopped
@@ -92,6 +95,7 @@ def test_review_correct_accept_resume_rank(make_napari_viewer, qtbot, tiny_bundl
     again = _review(viewer2, tiny_bundle, set_dir)
     again._folder.value = folder
     again._open.native.click()
+    finish(again)
     assert again.session.resumed and again.session.current.id == ids[1] and again._annotator.value == "ana"
     assert "image 2 of 3 · 1 corrected" in again._where.value
     assert f"{ids[1]} prediction (draft)" in viewer2.layers  # the unsaved edit is back
@@ -132,3 +136,67 @@ def test_finetune_from_the_plugin_and_switch_the_active_version(make_napari_view
     assert versions.active() == "dice" and name in review._model.choices
     _, compare = viewer.window.add_plugin_dock_widget("glassbox-xai", "Compare variants")
     assert name in compare._variants.choices  # the new version can be compared with its parent
+
+
+def test_revisiting_an_accepted_image_shows_its_correction_in_the_same_layers(make_napari_viewer, qtbot, tiny_bundle, folder, tmp_path, errors, finish):
+    ids = sorted(p.stem for p in folder.glob("*.jpg"))
+    set_dir = tmp_path / "set"
+    viewer = make_napari_viewer()
+    widget = _review(viewer, tiny_bundle, set_dir)
+    widget._annotator.value = "ana"
+    assert widget.open_folder(folder)
+    finish(widget)
+    layers = list(viewer.layers)
+    assert len(layers) == 3  # the photograph, its ground truth, the editable prediction
+    labels = _prediction(viewer, ids[0])
+    labels.brush_size = 40
+    labels.paint((60, 60), 0 if labels.data[60, 60] else 1)
+    accepted = labels.data > 0
+    order = list(widget._jump.choices)
+    widget.accept()
+    finish(widget)
+    assert widget.session.current.id == ids[1] and f"{ids[1]} prediction (custom)" in viewer.layers
+    assert all(a is b for a, b in zip(viewer.layers, layers)) and len(viewer.layers) == 3  # updated in place, never re-added
+    after = list(widget._jump.choices)
+    assert [c.split(" · ")[0] for c in after] == [c.split(" · ")[0] for c in order]  # the list keeps its order
+    assert "✓ corrected" in after[0] and widget._jump.value == after[1]
+
+    widget.previous_image()
+    finish(widget)
+    shown = viewer.layers[f"{ids[0]} correction (accepted)"]
+    assert shown is layers[2] and viewer.layers.selection.active is shown
+    assert np.array_equal(shown.data > 0, accepted)  # the saved correction, not the raw prediction
+    assert np.array_equal(shown.data > 0, read_mask(set_dir / "masks" / f"{ids[0]}_segmentation.png"))
+    assert viewer.layers[ids[0]] is layers[0] and viewer.layers[f"{ids[0]} ground truth"] is layers[1]
+    shown.undo()
+    assert np.array_equal(shown.data > 0, accepted)  # undo does not bring back another image's mask
+
+    widget.accept()  # unchanged: the correction is kept, no new version
+    finish(widget)
+    assert json.loads((set_dir / "sidecars" / f"{ids[0]}.json").read_text())["version"] == 1
+    widget.previous_image()
+    finish(widget)
+    value = 0 if shown.data[200, 200] else 1
+    shown.paint((200, 200), value)
+    widget.accept()  # edited again: a second version, starting from the saved correction
+    sidecar = json.loads((set_dir / "sidecars" / f"{ids[0]}.json").read_text())
+    saved = read_mask(set_dir / "masks" / f"{ids[0]}_segmentation.png")
+    assert sidecar["version"] == 2 and saved[200, 200] == bool(value) and np.count_nonzero(saved != accepted) > 0
+    finish(widget)
+    assert not errors
+
+
+def test_every_review_control_has_a_tooltip(make_napari_viewer, tmp_path):
+    from magicgui.widgets import Container, Label
+
+    def controls(container):
+        for w in container:
+            if isinstance(w, Container):
+                yield from controls(w)
+            elif not isinstance(w, Label):
+                yield w
+
+    viewer = make_napari_viewer()
+    widget = _review(viewer, tmp_path / "bundle", tmp_path / "set")
+    missing = [w.name or w.label or type(w).__name__ for w in controls(widget) if not w.tooltip]
+    assert not missing, f"controls without a tooltip: {missing}"

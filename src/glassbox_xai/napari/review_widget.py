@@ -9,23 +9,25 @@ Shift+Right goes to the next image, Shift+Left to the previous one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton
+from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_info
 
 from ..data.io import ImageReadError, read_image, read_mask
-from ..data.layout import NoImagesError
+from ..data.layout import NoImagesError, Sample
 from ..hitl.session import ReviewSession
 from ..hitl.store import RetrainingSet, StoreError
 from ..model import versions
 from ..model.card import BundleError, read_card
 from . import common
 from .common import JobWidget
-from .layers import prediction_name
-from .segment_widget import apply_result
+from .io_hooks import truth_contour
+from .layers import LESION_COLOR, prediction_name
 
 SHORTCUTS = {"Shift-Enter": "accept", "Shift-Right": "next_image", "Shift-Left": "previous_image"}
 DRAFT_DELAY_MS = 1500
@@ -36,8 +38,61 @@ def default_set_dir(folder: str | Path) -> Path:
     return versions.home() / "retraining-sets" / Path(folder).resolve().name
 
 
+@dataclass
+class Loaded:
+    """One image of the review as read from disk, off the GUI thread.
+
+    ``kind`` says what ``mask`` is: ``"draft"`` (unaccepted edits), ``"corrected"`` (the
+    accepted correction in the retraining set) or ``""`` (nothing yet: segment it).
+    """
+
+    sample: Sample
+    image: np.ndarray | None = None
+    truth: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    predicted: np.ndarray | None = None
+    kind: str = ""
+    error: str = ""
+    truth_error: str = ""
+
+
+def load_sample(session: ReviewSession, sample: Sample) -> Loaded:
+    """Read a photograph, its ground truth, and its draft or accepted correction (a draft,
+    being newer, wins). Read errors come back in the record, never raised."""
+    try:
+        image = read_image(sample.image)
+    except ImageReadError as exc:
+        return Loaded(sample, error=f"{exc}; skipped, go to the next image")
+    loaded = Loaded(sample, image)
+    if sample.mask is not None:
+        try:
+            loaded.truth = read_mask(sample.mask, expected_shape=image.shape[:2])
+        except (ValueError, OSError) as exc:
+            loaded.truth_error = f"ground truth not shown: {exc}"
+    for kind, found in (("draft", session.draft(sample.id, image.shape[:2])), ("corrected", session.saved(sample.id, image.shape[:2]))):
+        if found is not None:
+            (loaded.mask, loaded.predicted), loaded.kind = found, kind
+            break
+    return loaded
+
+
+_load_in_thread = thread_worker(load_sample)
+
+
+def _unwrapped(layer):
+    """The layer itself: a dock widget's viewer hands out a new public-only proxy per access,
+    so layers kept across images (and compared by identity) are kept unwrapped."""
+    return getattr(layer, "__wrapped__", layer)
+
+
 class ReviewWidget(JobWidget):
-    """Review a folder image by image: predict, correct, accept (most uncertain first on request)."""
+    """Review a folder image by image: predict, correct, accept (most uncertain first on request).
+
+    The widget keeps one image layer, one ground-truth layer and one editable prediction
+    layer for the whole review and updates their data in place from image to image
+    (removing and re-adding layers stalled the viewer for seconds); photographs are read
+    off the GUI thread. An image already corrected shows its accepted correction.
+    """
 
     op = "segment"
     run_text = "Segment again"
@@ -59,9 +114,12 @@ class ReviewWidget(JobWidget):
                                   navigation, self._rank, keys])
         self.session: ReviewSession | None = None
         self._predicted: np.ndarray | None = None  # the model's mask of the current image, as segmented
+        self._saved: np.ndarray | None = None  # the accepted correction of the current image, when it has one
         self._variant = ""
         self._threshold: float | None = None
-        self._shown: list[str] = []
+        self._layers: dict = {}  # "image", "truth", "labels": the same layer objects for the whole review
+        self._shown_id: str | None = None  # the image whose data the layers hold
+        self._reading = False  # an image is being read: nothing to segment again yet
         self._refreshing = False
         self._draft_timer = None
         self._folder.changed.connect(self._suggest_set_dir)
@@ -73,7 +131,29 @@ class ReviewWidget(JobWidget):
         self._jump.changed.connect(self._jumped)
         for key, method in SHORTCUTS.items():
             viewer.bind_key(key, lambda _viewer, m=method: self._shortcut(m), overwrite=True)
+        self._add_tooltips()
         self._set_enabled(False)
+
+    def _add_tooltips(self) -> None:
+        tips = {
+            self._folder: "The folder of photographs to review (ISIC layout or flat; masks beside them are shown as ground truth).",
+            self._set_dir: "Where accepted corrections are saved (the retraining set); the review session is kept there too.",
+            self._annotator: "Your name: every accepted correction records who made it.",
+            self._open: "Open the folder, or resume its review where it stopped.",
+            self._jump: "Go to any image of the folder (✓ corrected, draft: unaccepted edits kept).",
+            self._skip: "Next skips images that already have an accepted correction.",
+            self._previous: "Previous image, without saving (edits are kept as a draft). Shift+Left.",
+            self._next: "Next image, without saving (edits are kept as a draft). Shift+Right.",
+            self._accept: "Save the correction into the retraining set with its provenance, then go to the next image. Shift+Enter.",
+            self._rank: "Score every image by the model's uncertainty in the worker, then review the most uncertain first.",
+            self._run: "Segment the current image again with the chosen model (replaces what is shown, edits included).",
+            self._cancel: "Stop the running job.",
+            self._model: "The model that segments the images: a shipped variant, a fine-tuned version, or a bundle folder.",
+            self._bundle: "A model bundle folder (holds model.keras, config.json and card.json).",
+            self._progress: "Progress of the running job.",
+        }
+        for widget, tip in tips.items():
+            widget.tooltip = tip
 
     def _shortcut(self, method: str) -> None:
         try:
@@ -144,54 +224,129 @@ class ReviewWidget(JobWidget):
             self._show_current()
 
     def _refresh_list(self) -> None:
+        """The jump list in review order, the current image chosen. A line whose text changed
+        (``✓ corrected``) keeps its place: the list is rebuilt, not appended to."""
         session = self.session
         self._refreshing = True
         try:
-            self._image_labels = [f"{n + 1}. {label}" for n, label in enumerate(session.labels())]
-            self._jump.reset_choices()
+            labels = [f"{n + 1}. {label}" for n, label in enumerate(session.labels())]
+            if labels != self._image_labels:
+                self._image_labels = labels
+                self._jump.native.clear()  # magicgui appends changed items at the end otherwise
+                self._jump.reset_choices()
             self._jump.value = self._image_labels[session.position]
         finally:
             self._refreshing = False
         self._where.value = f"<b>{session.status()}</b>" + ("<br>most uncertain first" if session.ordered_by == "uncertainty" else "")
 
     def _show_current(self) -> None:
-        """Replace the previous image's layers with the current image, its ground truth, and its prediction."""
+        """Read the current image (off the GUI thread), then show it in the same layers."""
         session = self.session
         sample = session.current
-        self._clear_layers()
         self._refresh_list()
+        self._shown_id, self._predicted, self._saved = None, None, None
+        labels = self._layers.get("labels")
+        if labels is not None and self._alive(labels):
+            labels.visible = False  # the previous image's mask must not be edited as this one's
+        self._where.value += f"<br>reading {sample.id}…"
+        self._reading, self._run.enabled = True, False  # nothing to segment again until the image is read
+        job = _load_in_thread(session, sample)
+        job.returned.connect(self._on_loaded_if_open)
+        job.errored.connect(lambda exc: self._on_load_error(sample, exc))
+        job.start()
+
+    def _on_loaded_if_open(self, loaded: "Loaded") -> None:
         try:
-            image = read_image(sample.image)
-        except ImageReadError as exc:
-            common.error(f"{exc}; skipped, go to the next image")
+            self._on_loaded(loaded)
+        except RuntimeError as exc:  # the dock was closed while the image was read
+            if "deleted" not in str(exc):
+                raise
+
+    def _on_loaded(self, loaded: Loaded) -> None:
+        session = self.session
+        if session is None or loaded.sample.id != session.current.id:
+            return  # the user moved on while this image was read
+        self._refresh_list()
+        self._reading, self._run.enabled = False, self._job is None
+        if loaded.error:
+            common.error(loaded.error)
             return
-        layer = self.viewer.add_image(image, name=sample.id, rgb=True, metadata={"path": str(sample.image)})
-        self._shown = [sample.id]
-        if sample.mask is not None:
-            try:
-                truth = read_mask(sample.mask, expected_shape=image.shape[:2])
-                gt = self.viewer.add_labels(truth.astype(np.uint8), name=f"{sample.id} ground truth", opacity=0.9)
-                gt.contour = max(2, round(max(image.shape[:2]) / 500))  # visible at full view on 12 MP photographs too
-                self._shown.append(gt.name)
-            except (ValueError, OSError) as exc:
-                common.error(f"ground truth not shown: {exc}")
-        draft = session.draft(sample.id, image.shape[:2])
+        if loaded.truth_error:
+            common.error(loaded.truth_error)
+        self._put_image(loaded)
         session.start_clock()
-        if draft is not None:
-            edited, self._predicted = draft
-            self._variant, self._threshold = "draft", None  # the sidecar then records the model from the picker
-            self._add_prediction(layer, edited, "draft")
-            show_info(f"GlassBox: restored your unsaved edits of {sample.id}")
+        if loaded.kind:
+            self._predicted = loaded.predicted
+            self._saved = loaded.mask if loaded.kind == "corrected" else None
+            self._variant, self._threshold = loaded.kind, None  # the sidecar then records the model from the picker
+            self._put_labels(loaded.mask, loaded.kind)
+            what = "your unsaved edits" if loaded.kind == "draft" else "the accepted correction"
+            show_info(f"GlassBox: showing {what} of {loaded.sample.id}")
             return
-        self._predicted = None
         self.op = "segment"
         self.run()
 
-    def _clear_layers(self) -> None:
-        for name in self._shown:
-            if name in self.viewer.layers:
-                self.viewer.layers.remove(name)
-        self._shown = []
+    def _on_load_error(self, sample: Sample, exc: Exception) -> None:
+        self._reading, self._run.enabled = False, self._job is None
+        common.error(f"could not read {sample.image}: {exc}")
+
+    # -- the layers, updated in place -----------------------------------------
+    def _alive(self, layer) -> bool:
+        """Whether ``layer`` is still in the viewer (the user may have closed it)."""
+        return any(_unwrapped(other) is layer for other in self.viewer.layers)
+
+    def _put_image(self, loaded: Loaded) -> None:
+        image_id, image = loaded.sample.id, loaded.image
+        layer = self._layers.get("image")
+        if layer is None or not self._alive(layer):
+            layer = self._layers["image"] = _unwrapped(self.viewer.add_image(image, name=image_id, rgb=True))
+            resized = False
+        else:
+            resized = layer.data.shape != image.shape
+            layer.data = image
+            layer.name = image_id
+            layer.visible = True
+        layer.metadata["path"] = str(loaded.sample.image)
+        self._put_truth(image_id, loaded.truth, image.shape[:2])
+        self._shown_id = image_id
+        if resized:
+            self.viewer.reset_view()
+
+    def _put_truth(self, image_id: str, truth: np.ndarray | None, shape: tuple[int, int]) -> None:
+        layer = self._layers.get("truth")
+        if truth is None:
+            if layer is not None and self._alive(layer):
+                layer.visible = False  # kept for the next image that has one
+                layer.name = f"{image_id} ground truth (none)"
+            return
+        data = truth.astype(np.uint8)
+        if layer is None or not self._alive(layer):
+            layer = self._layers["truth"] = _unwrapped(self.viewer.add_labels(data, name=f"{image_id} ground truth", opacity=0.9))
+        else:
+            layer.data = data
+            layer.name = f"{image_id} ground truth"
+            layer.visible = True
+        layer.contour = truth_contour(shape)  # visible at full view on 12 MP photographs too
+        layer.editable = False
+
+    def _put_labels(self, mask: np.ndarray, variant: str) -> None:
+        """Show ``mask`` in the editable prediction layer, selected for the brush, with a fresh undo history."""
+        from napari.utils.colormaps import DirectLabelColormap
+
+        data = np.asarray(mask).astype(np.uint8)
+        name = prediction_name(self._shown_id, variant) if variant != "corrected" else f"{self._shown_id} correction (accepted)"
+        layer = self._layers.get("labels")
+        if layer is None or not self._alive(layer):
+            colormap = DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: LESION_COLOR})
+            layer = self._layers["labels"] = _unwrapped(self.viewer.add_labels(data, name=name, opacity=0.45, colormap=colormap))
+            layer.events.paint.connect(self._schedule_draft)
+        else:
+            layer.data = data
+            layer.name = name
+            layer._reset_history()  # undo must not bring back the previous image's mask
+            layer.visible = True
+        self.viewer.layers.selection.active = layer  # ready for the brush
+        layer.mode = "paint"
 
     # -- segmenting and ranking (worker jobs) ---------------------------------
     @property
@@ -204,9 +359,10 @@ class ReviewWidget(JobWidget):
         if self.op == "rank":
             return None, {"folder": str(self.session.folder)}
         sample = self.session.current
-        if not self._shown or sample.id not in self.viewer.layers:
-            raise ValueError(f"{sample.id} could not be shown; go to the next image")
-        return self.viewer.layers[sample.id], {"image": self.viewer.layers[sample.id].data}
+        layer = self._layers.get("image")
+        if self._shown_id != sample.id or layer is None or not self._alive(layer):
+            raise ValueError(f"{sample.id} is not shown yet (or could not be read); wait for it, or go to the next image")
+        return sample.id, {"image": layer.data}
 
     def show_result(self, context, result: dict) -> None:
         if "ranked" in result:
@@ -214,25 +370,16 @@ class ReviewWidget(JobWidget):
             show_info(f"GlassBox: {len(result['ranked'])} images ordered by uncertainty, most uncertain first")
             self._show_current()
             return
-        layer = context
-        if layer.name != self.session.current.id:
+        if context != self.session.current.id or self._shown_id != context:
             return  # the user moved on while this image was segmented
         self._predicted = result["mask"].astype(bool)
+        self._saved = None
         self._variant, self._threshold = result["card"]["variant"], result["threshold"]
-        self._add_prediction(layer, None, self._variant, result)
-
-    def _add_prediction(self, layer, mask, variant: str, result: dict | None = None) -> None:
-        result = result or {"mask": mask, "probabilities": np.zeros(mask.shape, np.float32)}
-        apply_result(self.viewer, layer, result, variant)
-        names = [prediction_name(layer.name, variant), f"{layer.name} probability ({variant})"]
-        self._shown += [n for n in names if n not in self._shown]
-        labels = self.viewer.layers[names[0]]
-        labels.events.paint.connect(self._schedule_draft)
-        self.viewer.layers.selection.active = labels  # ready for the brush
-        labels.mode = "paint"
+        self._put_labels(self._predicted, self._variant)
 
     def _on_finished(self) -> None:
         super()._on_finished()
+        self._run.enabled = not self._reading
         self.op = "segment"
 
     def rank(self) -> None:
@@ -242,13 +389,11 @@ class ReviewWidget(JobWidget):
 
     # -- drafts and accepting -------------------------------------------------
     def _prediction_layer(self):
-        if self.session is None:
+        """The editable mask of the current image, once it is shown (``None`` before)."""
+        layer = self._layers.get("labels")
+        if self.session is None or layer is None or self._shown_id != self.session.current.id or not layer.visible or not self._alive(layer):
             return None
-        image_id = self.session.current.id
-        for name in self._shown:
-            if name.startswith(f"{image_id} prediction (") and name in self.viewer.layers:
-                return self.viewer.layers[name]
-        return None
+        return layer
 
     def _schedule_draft(self, _event=None) -> None:
         from qtpy.QtCore import QTimer
@@ -266,7 +411,8 @@ class ReviewWidget(JobWidget):
             return
         edited = np.asarray(layer.data) > 0
         image_id = self.session.current.id
-        if np.array_equal(edited, self._predicted) and not self.session.draft_path(image_id).is_file():
+        shown_as = self._predicted if self._saved is None else self._saved  # what the layer held before any edit
+        if np.array_equal(edited, shown_as) and not self.session.draft_path(image_id).is_file():
             return
         try:
             self.session.save_draft(image_id, edited, self._predicted)
@@ -284,6 +430,11 @@ class ReviewWidget(JobWidget):
             common.error("enter your name as annotator first (once per session): every correction records who made it")
             return
         self.session.annotator = name
+        corrected = np.asarray(layer.data) > 0
+        if self._saved is not None and np.array_equal(corrected, self._saved):
+            show_info(f"GlassBox: {self.session.current.id} is unchanged; its accepted correction is kept as it is")
+            self.next_image()
+            return
         provenance = {"variant": self._variant, "threshold": self._threshold}
         try:
             bundle = self.bundle_path()
@@ -292,11 +443,8 @@ class ReviewWidget(JobWidget):
         except (ValueError, BundleError, LookupError):
             pass  # the provenance records what is known; the save itself must not fail on it
         try:
-            image = self.viewer.layers[self.session.current.id].data
-            sidecar = self.session.accept(np.asarray(layer.data) > 0, self._predicted, provenance, image_shape=image.shape[:2])
-        except KeyError:
-            common.error("the image layer of this review was closed; go to the next image and back to reopen it")
-            return
+            image = self._layers["image"].data
+            sidecar = self.session.accept(corrected, self._predicted, provenance, image_shape=image.shape[:2])
         except (StoreError, ValueError) as exc:
             common.error(exc)
             return
