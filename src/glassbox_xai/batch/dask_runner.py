@@ -12,7 +12,6 @@ import logging
 import os
 import threading
 import time
-from collections import Counter
 from contextlib import contextmanager
 from typing import Generator, Iterable, Iterator
 from urllib.parse import urlparse
@@ -30,17 +29,20 @@ class ModelPlugin(WorkerPlugin):
 
     Args:
         spec: the model bundle and inference options.
-        workers_per_host: how many workers share each host's cores (by host name);
-            each sets TensorFlow to its share of ``os.sched_getaffinity``.
+        workers_per_host: the worker addresses on each host (by host name): each worker
+            sets TensorFlow to its share of the host's cores (``os.sched_getaffinity``)
+            and, on a host with several GPUs, takes GPU ``k mod GPUs`` where ``k`` is its
+            place among the host's workers.
     """
 
     name = PLUGIN
 
-    def __init__(self, spec: ModelSpec, workers_per_host: dict[str, int] | None = None) -> None:
+    def __init__(self, spec: ModelSpec, workers_per_host: dict[str, list[str]] | None = None) -> None:
         self.spec = spec
         self.workers_per_host = dict(workers_per_host or {})
         self.segmenter = None
         self.threads = 0
+        self.slot = 0
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
@@ -50,8 +52,9 @@ class ModelPlugin(WorkerPlugin):
         self.__init__(state["spec"], state["workers_per_host"])
 
     def setup(self, worker) -> None:
-        sharing = self.workers_per_host.get(urlparse(worker.address).hostname or "", 1)
-        self.threads = max(1, len(os.sched_getaffinity(0)) // max(1, sharing))
+        peers = self.workers_per_host.get(urlparse(worker.address).hostname or "", [])
+        self.threads = max(1, len(os.sched_getaffinity(0)) // max(1, len(peers)))
+        self.slot = peers.index(worker.address) if worker.address in peers else 0
 
     def teardown(self, worker) -> None:
         self.segmenter = None
@@ -61,14 +64,15 @@ class ModelPlugin(WorkerPlugin):
         with self._lock:  # one chunk at a time per model, however many threads the worker has
             start = time.perf_counter()
             if self.segmenter is None:
-                configure_tensorflow(self.threads)
+                configure_tensorflow(self.threads, self.slot)
                 self.segmenter = self.spec.load()
             records = run_chunk(self.segmenter, job, items)
             return {"records": records, "seconds": time.perf_counter() - start}
 
 
-def configure_tensorflow(threads: int) -> None:
-    """Use ``threads`` CPU threads per op and let several workers share a GPU (memory growth).
+def configure_tensorflow(threads: int, slot: int = 0) -> None:
+    """Use ``threads`` CPU threads per op, and GPU ``slot mod GPUs`` when there are GPUs
+    (memory growth on, so several workers can share one).
 
     TensorFlow takes these settings only before its runtime starts; a worker living in a
     process where it already started (``processes=False``) keeps the process's settings.
@@ -77,8 +81,11 @@ def configure_tensorflow(threads: int) -> None:
 
     tf = import_tensorflow()
     try:
-        for gpu in tf.config.list_physical_devices("GPU"):
-            tf.config.experimental.set_memory_growth(gpu, True)
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            mine = gpus[slot % len(gpus)]
+            tf.config.set_visible_devices(mine, "GPU")
+            tf.config.experimental.set_memory_growth(mine, True)
         if threads > 0:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
@@ -122,10 +129,12 @@ def run_on_dask(client, spec: ModelSpec, job: Job, chunks: Iterable[list[Item]],
     from distributed import as_completed
 
     client.wait_for_workers(1)
-    hosts = Counter(urlparse(address).hostname for address in client.scheduler_info()["workers"])
-    client.register_plugin(ModelPlugin(spec, dict(hosts)), name=PLUGIN)
+    hosts: dict[str, list[str]] = {}
+    for address in sorted(client.scheduler_info()["workers"]):
+        hosts.setdefault(urlparse(address).hostname or "", []).append(address)
+    client.register_plugin(ModelPlugin(spec, hosts), name=PLUGIN)
     pending = iter(chunks)
-    window = max(2, ahead * sum(hosts.values()))
+    window = max(2, ahead * sum(map(len, hosts.values())))
     submitted: dict = {}
     queue = as_completed()
     for chunk in _take(pending, window):
