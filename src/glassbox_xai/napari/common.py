@@ -8,7 +8,9 @@ import napari
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, create_widget
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QEvent, QObject
 
+from ..device_probe import likely_device
 from ..figures import DISCLAIMER
 from ..model import versions
 from ..model.registry import NoTrainedModelError
@@ -33,8 +35,11 @@ def worker_for(viewer) -> ModelWorker:
 
 def layer_pickers():
     """The image and (optional) ground-truth layer pickers that start the model widgets."""
-    return (create_widget(annotation=napari.layers.Image, label="image"),
-            create_widget(annotation=napari.layers.Labels, label="ground truth", options={"nullable": True}))
+    image = create_widget(annotation=napari.layers.Image, label="image")
+    truth = create_widget(annotation=napari.layers.Labels, label="ground truth", options={"nullable": True})
+    image.tooltip = "The dermoscopy photograph (an image layer) the model runs on"
+    truth.tooltip = "Optional: the expert's lesion mask (a Labels layer of the same size), to score the result"
+    return image, truth
 
 
 def job_widgets(viewer) -> list["JobWidget"]:
@@ -45,6 +50,14 @@ def job_widgets(viewer) -> list["JobWidget"]:
 def model_choices(_widget=None) -> list[str]:
     """Shipped variants, then fine-tuned versions, then the option to pick a bundle folder."""
     return versions.model_names() + [BUNDLE_ON_DISK]
+
+
+def device_line(worker: ModelWorker) -> str:
+    """The device the model runs on: the worker's own answer once it has run, else a cheap guess
+    (no TensorFlow in this process)."""
+    if worker.device:
+        return f"device: {worker.device}"
+    return f"device: {likely_device()} (expected; confirmed at the first run)"
 
 
 @thread_worker
@@ -59,6 +72,19 @@ def run_job(job):
     return result
 
 
+class _ParentChanged(QObject):
+    """Calls ``callback`` when the watched widget gets a new parent (is docked)."""
+
+    def __init__(self, callback):
+        super().__init__()
+        self._callback = callback
+
+    def eventFilter(self, watched, event):
+        if event.type() == QEvent.Type.ParentChange:
+            self._callback()
+        return False
+
+
 class JobWidget(Container):
     """A dock widget with a model picker, a run and a cancel button, a progress bar and a status line.
 
@@ -68,19 +94,25 @@ class JobWidget(Container):
 
     op = ""
     run_text = "Run"
+    scrollable = False  # True: the dock scrolls instead of growing taller than the window
 
     def __init__(self, viewer, inputs: list, model_picker: bool = True):
-        super().__init__(labels=True)
+        super().__init__(labels=True, scrollable=self.scrollable)
+        if self.scrollable:  # napari docks ``native``: make that the scroll area, which tells of being docked
+            self._docked = _ParentChanged(self.reset_choices)
+            self.root_native_widget.installEventFilter(self._docked)
         self._uses_picker = model_picker
         self._viewer = viewer
-        self._model = ComboBox(label="model", choices=model_choices)
+        self._model = ComboBox(label="model", choices=model_choices,
+                               tooltip="The model: a shipped variant, a fine-tuned version, or a bundle folder on disk")
         self._model.value = versions.active() or self._model.value
-        self._bundle = FileEdit(label="bundle folder", mode="d", visible=self._model.value == BUNDLE_ON_DISK)
-        self._run = PushButton(text=self.run_text)
-        self._cancel = PushButton(text="Cancel", enabled=False)
-        self._progress = ProgressBar(label="progress", value=0, max=1, visible=False)
-        self._status = Label(label="", value="")
-        self._info = Label(label="", value=f"<i>{DISCLAIMER}</i>")
+        self._bundle = FileEdit(label="bundle folder", mode="d", visible=self._model.value == BUNDLE_ON_DISK,
+                                tooltip="A model bundle folder (model.keras, config.json, card.json)")
+        self._run = PushButton(text=self.run_text, tooltip=f"{self.run_text}: run in the model worker process (napari stays responsive)")
+        self._cancel = PushButton(text="Cancel", enabled=False, tooltip="Stop the running job")
+        self._progress = ProgressBar(label="progress", value=0, max=1, visible=False, tooltip="Progress of the running job")
+        self._status = Label(label="", value=device_line(worker_for(viewer)), tooltip="What the model worker is doing, and on which device")
+        self._info = Label(label="", value=f"<i>{DISCLAIMER}</i>", tooltip="Results of the last run")
         picker = [self._model, self._bundle] if model_picker else []
         self.extend([*inputs, *picker, self._run, self._cancel, self._progress, self._status, self._info])
         self._model.changed.connect(lambda value: setattr(self._bundle, "visible", value == BUNDLE_ON_DISK))
@@ -92,6 +124,11 @@ class JobWidget(Container):
         for label in (self._status, self._info):
             label.native.setWordWrap(True)  # long tables and notes wrap instead of being cut at the dock's edge
         _widgets.setdefault(viewer, weakref.WeakSet()).add(self)
+
+    @property
+    def native(self):
+        """The widget napari docks: the scroll area around the controls when ``scrollable``."""
+        return self.root_native_widget
 
     def bundle_path(self) -> Path:
         """The bundle folder the current model choice points to."""

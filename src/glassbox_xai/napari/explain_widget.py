@@ -29,6 +29,7 @@ class ExplainWidget(JobWidget):
 
     op = "explain"
     run_text = "Explain"
+    scrollable = True
 
     def __init__(self, viewer: napari.viewer.Viewer):
         self._image, self._truth = common.layer_pickers()

@@ -21,15 +21,23 @@ class FinetuneWidget(JobWidget):
 
     op = "finetune"
     run_text = "Fine-tune"
+    scrollable = True
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        self._set_dir = FileEdit(label="retraining set", mode="d")
-        self._epochs = SpinBox(label="epochs", min=1, max=200, value=5)
-        self._original = FileEdit(label="originals (opt.)", mode="d")
-        self._held_out = FileEdit(label="held-out (opt.)", mode="d")
-        self._active = ComboBox(label="active model", choices=lambda _w: versions.model_names())
-        self._activate = PushButton(text="Make active")
-        self._active_now = Label(label="", value="")
+        self._set_dir = FileEdit(label="retraining set", mode="d",
+                                 tooltip="The folder the Review widget saves accepted corrections into")
+        self._epochs = SpinBox(label="epochs", min=1, max=200, value=5,
+                               tooltip="Passes over the corrections (and the original pairs mixed in with them)")
+        self._original = FileEdit(label="originals (opt.)", mode="d",
+                                  tooltip="Optional: a folder of original training images with masks, mixed in so "
+                                          "the model does not forget what it knew")
+        self._held_out = FileEdit(label="held-out (opt.)", mode="d",
+                                  tooltip="Optional: a folder of images with masks never used for training, to "
+                                          "compare the new version with its parent")
+        self._active = ComboBox(label="active model", choices=lambda _w: versions.model_names(),
+                                tooltip="The model version every GlassBox widget starts from")
+        self._activate = PushButton(text="Make active", tooltip="Make the chosen version the active model (older versions stay available)")
+        self._active_now = Label(label="", value="", tooltip="The model every widget uses by default")
         super().__init__(viewer, [self._set_dir, self._epochs, self._original, self._held_out])
         for widget in (self._active, self._activate, self._active_now):
             self.insert(len(self) - 1, widget)
