@@ -71,10 +71,17 @@ def test_compare_on_folder_shows_table_and_opens_cases(make_napari_viewer, tiny_
     assert ">tiny<" in html and "Mean over 4 images" in html and "TP " in html and "TN " in html
     assert not widget._cases.native.isHidden() and len(widget._cases.choices) == 1 + 3 * 3
 
+    # a 12 MP photograph is open: the 512-px case must fill the view and the photograph be gone
+    big = viewer.add_image(np.zeros((3000, 4000, 3), np.uint8), rgb=True, name="big photo")
+    viewer.reset_view()
+    zoom_on_big = viewer.scene.camera.zoom
     best = variant["picks"]["best"][0]
     widget._cases.value = (0, "best", best)
     finish(widget)
     image = read_image(tmp_path / f"{best}.jpg")
+    assert not big.visible and [layer.name for layer in viewer.layers if layer.visible and not layer.name.startswith(best)] == []
+    assert viewer.scene.camera.zoom > 4 * zoom_on_big  # fitted to the 512-px case, not to the 4000-px photograph
+    assert np.allclose(viewer.scene.camera.center[-2:], np.array(image.shape[:2]) / 2 - 0.5, atol=2)
     assert viewer.layers[best].data.shape == image.shape
     truth = viewer.layers[f"{best} ground truth"].data
     assert truth.shape == image.shape[:2] and np.array_equal(truth > 0, read_mask(tmp_path / f"{best}_segmentation.png"))

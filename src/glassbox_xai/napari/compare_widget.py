@@ -41,17 +41,27 @@ class CompareWidget(JobWidget):
 
     op = "compare"
     run_text = "Compare"
+    scrollable = True
 
     def __init__(self, viewer: napari.viewer.Viewer):
         installed = [v for v in VARIANT_NAMES if v in installed_bundles()]  # shipped ones chosen; fine-tuned versions listed too
         self._image, self._truth = common.layer_pickers()
-        self._variants = Select(label="variants", choices=lambda _widget: versions.model_names(), value=installed)
-        self._extra = FileEdit(label="also a bundle", mode="d", value="")
-        self._folder = FileEdit(label="folder with masks", mode="d", value="")
-        self._run_folder = PushButton(text="Compare on folder")
+        self._variants = Select(label="variants", choices=lambda _widget: versions.model_names(), value=installed,
+                                tooltip="The models to compare (Ctrl+click to pick several): dice magenta, "
+                                        "balanced yellow, recall cyan; fine-tuned versions too")
+        self._extra = FileEdit(label="also a bundle", mode="d", value="",
+                               tooltip="Optional: one more model bundle folder to compare with the chosen variants")
+        self._folder = FileEdit(label="folder with masks", mode="d", value="",
+                                tooltip="A folder of photographs with their masks (<id>_segmentation.png beside them "
+                                        "or in an ISIC _GroundTruth folder), to compare the models over all of them")
+        self._run_folder = PushButton(text="Compare on folder",
+                                      tooltip="Run every chosen model on every image of the folder: mean metrics, "
+                                              "pooled confusion matrices, and the best, typical and worst images")
         self._case_list: list[tuple[str, tuple[int, str, str]]] = []
-        self._cases = ComboBox(label="open", choices=self._case_choices, visible=False)
-        self._folder_info = Label(label="", value="")
+        self._cases = ComboBox(label="open", choices=self._case_choices, visible=False,
+                               tooltip="Open one image of the folder comparison with its ground truth and "
+                                       "every model's outline (the view moves to it)")
+        self._folder_info = Label(label="", value="", tooltip="Metrics of the last folder comparison")
         super().__init__(viewer, [self._image, self._truth, self._variants, self._extra], model_picker=False)
         self.insert(self.index(self._run) + 1, self._folder)
         self.insert(self.index(self._folder) + 1, self._run_folder)
@@ -67,7 +77,6 @@ class CompareWidget(JobWidget):
         self._cases.changed.connect(self._on_case)
         self._folder_result: dict | None = None
         self._case_bundles: list[tuple[str, Path]] | None = None
-        self._opened: list[str] = []
 
     def _bundles(self) -> list[tuple[str, Path]]:
         if self._case_bundles is not None:
@@ -178,13 +187,12 @@ class CompareWidget(JobWidget):
 
     def _add_photo(self, photo: Path, mask: Path):
         """The image and ground-truth layers of a photograph, named as the reader names them
-        (added unless already open); earlier cases are hidden."""
+        (added unless already open). Every layer of other images is hidden and the view fits
+        the photograph, whatever the size of what was open before."""
         layers = self._viewer.layers
         for layer in layers:
-            if any(_of_image(layer.name, other) for other in self._opened if other != photo.stem):
+            if not _of_image(layer.name, photo.stem):
                 layer.visible = False
-        if photo.stem not in self._opened:
-            self._opened.append(photo.stem)
         tuples = [t for t in read_photos(str(photo)) if t[1]["name"] not in layers]
         truth_name = f"{photo.stem} ground truth"
         if truth_name not in layers and not any(kind == "labels" for *_, kind in tuples):  # masks in an ISIC _GroundTruth folder
@@ -197,10 +205,9 @@ class CompareWidget(JobWidget):
         for data, meta, kind in tuples:
             getattr(self._viewer, f"add_{kind}")(data, **meta)
         for layer in layers:
-            if _of_image(layer.name, photo.stem):
-                layer.visible = True
-        if tuples:
-            self._viewer.reset_view()
+            if layer.name in (photo.stem, truth_name) or (_of_image(layer.name, photo.stem) and layer.name.endswith(" outline")):
+                layer.visible = True  # its other layers (maps, probabilities) stay as the user left them
+        self._viewer.reset_view(layers=[layers[photo.stem]])
         return layers[photo.stem], next((layer for layer in layers if layer.name == truth_name), None)
 
 
