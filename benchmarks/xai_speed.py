@@ -6,8 +6,17 @@
 * Grad-CAM of every convolution: ours (one forward and one backward pass) vs
   tf-keras-vis ``Gradcam`` called once per layer;
 * integrated gradients (32 steps): ours (path points batched) vs a step-at-a-time loop;
-* the whole panel for one photograph at native resolution (confidence, both
-  saliencies, integrated gradients, all-layer Grad-CAM), and how it splits.
+* HiRes-CAM of every convolution against Grad-CAM of every convolution (ours both),
+  and both from the one shared forward and backward pass;
+* Grad-CAM++ of every convolution: ours (the shared pass) vs tf-keras-vis
+  ``GradcamPlusPlus`` once per layer, with the largest map difference;
+* Score-CAM of one layer (``--scorecam-layer``) against tf-keras-vis ``Scorecam`` on the
+  same model, layer and target: the segmentation model wrapped to output the logit
+  vector [0, z], z the target region's mean logit, so the softmax tf-keras-vis applies
+  gives sigmoid(z) and our class target scores the same number; all channels on both
+  sides, and ours with a channel budget against the peer's full map (agreement:
+  Pearson correlation of the layer-resolution maps);
+* with ``--panel``, the whole panel for one photograph at native resolution, and how it splits.
 
 Both sides of each pair run at model resolution (no resizing back) and are timed as
 the median of ``--repeats`` runs after one warm-up. Prints a Markdown table.
@@ -46,10 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=32)
+    parser.add_argument("--scorecam-layer", default="decoder2_conv2")
+    parser.add_argument("--budgets", type=int, nargs="+", default=[16, 8], help="Score-CAM channel budgets to time")
+    parser.add_argument("--panel", action="store_true", help="also time the whole panel at native resolution")
     args = parser.parse_args(argv)
     tf = import_tensorflow()
     from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
     from tf_keras_vis.saliency import Saliency
+    from tf_keras_vis.scorecam import Scorecam
 
     from glassbox_xai.data.io import read_image
     from glassbox_xai.inference import Segmenter, compute_device, run_to_end
@@ -57,7 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     from glassbox_xai.model.registry import resolve_bundle
     from glassbox_xai.xai.base import Explainer
     from glassbox_xai.xai.gradcam import compute_gradcam
+    from glassbox_xai.xai.gradcam import cam
+    from glassbox_xai.xai.gradcam_plus import compute_gradcam_plus, gradcam_pp
+    from glassbox_xai.xai.hirescam import compute_hirescam, hires_cam
     from glassbox_xai.xai.integrated_gradients import gauss_legendre
+    from glassbox_xai.xai.layer_pass import layer_pass
+    from glassbox_xai.xai.scorecam import compute_scorecam, correlation
+    from glassbox_xai.xai.targets import ClassTarget
     from glassbox_xai.xai.panel import explain
 
     bundle = args.model or resolve_bundle("dice")
@@ -104,10 +124,54 @@ def main(argv: list[str] | None = None) -> int:
     peer_map = np.asarray(vis_saliency(score, x, normalize_map=False))[0]
     agreement = float(np.abs(ours_map - peer_map).max() / max(np.abs(peer_map).max(), 1e-12))
 
-    run_to_end(explain(segmenter, image, ig_steps=args.steps))  # warm-up
-    started = time.perf_counter()
-    panel = run_to_end(explain(segmenter, image, ig_steps=args.steps))[-1]
-    whole = time.perf_counter() - started
+    ours_hires = median_time(lambda: compute_hirescam(explainer, small, target=small_target), args.repeats)
+
+    def both_from_one_pass():
+        recorded = layer_pass(explainer, x, target)
+        return [(cam(recorded.activations[n], recorded.gradients[n]), hires_cam(recorded.activations[n], recorded.gradients[n])) for n in names]
+
+    ours_both = median_time(both_from_one_pass, args.repeats)
+    vis_plus = GradcamPlusPlus(model, clone=False)
+    ours_plus = median_time(lambda: compute_gradcam_plus(explainer, small, target=small_target), args.repeats)
+    peer_plus = median_time(lambda: [vis_plus(score, x, penultimate_layer=n, expand_cam=False) for n in names], max(1, args.repeats // 2))
+    recorded = layer_pass(explainer, x, target)
+    plus_agreement = [correlation(gradcam_pp(recorded.activations[n], recorded.gradients[n]),
+                                  np.asarray(vis_plus(score, x, penultimate_layer=n, expand_cam=False, normalize_cam=False))[0]) for n in names]
+
+    import keras
+
+    region = tf.constant(target.weights)
+    vector = keras.layers.Lambda(lambda out: tf.stack([tf.zeros_like(out[:, 0, 0, 0]), tf.reduce_sum(out[..., 0] * region, axis=(1, 2)) / tf.reduce_sum(region)], axis=1))
+    wrapped = keras.Model(model.input, vector(model.output))
+    wrapped_explainer = Explainer(wrapped)
+    layer = args.scorecam_layer
+    channels = int(model.get_layer(layer).output.shape[-1])
+    vis_score = Scorecam(wrapped, clone=False)
+    class_target = ClassTarget(1, "target region (sigmoid of its mean logit)")
+
+    def ours_score(budget):
+        return compute_scorecam(wrapped_explainer, small, target=class_target, layer=layer, budget=budget, output="sigmoid", batch=32).model_map
+
+    def peer_score(budget):
+        return np.asarray(vis_score(lambda p: p[:, 1], x, penultimate_layer=layer, max_N=budget, batch_size=32, expand_cam=False, normalize_cam=True))[0]
+
+    score_rows = []
+    peer_full_time = median_time(lambda: peer_score(None), 1)
+    peer_full = peer_score(None)
+    for budget in [None, *args.budgets]:
+        mine_time = median_time(lambda: ours_score(budget), 1)
+        score_rows.append((budget, mine_time, peer_full_time, correlation(ours_score(budget), peer_full)))
+    for budget in args.budgets:
+        peer_time = median_time(lambda: peer_score(budget), 1)
+        mine_time = median_time(lambda: ours_score(budget), 1)
+        score_rows.append((f"{budget} both", mine_time, peer_time, correlation(ours_score(budget), peer_score(budget))))
+
+    whole, panel = None, None
+    if args.panel:
+        run_to_end(explain(segmenter, image, ig_steps=args.steps))  # warm-up
+        started = time.perf_counter()
+        panel = run_to_end(explain(segmenter, image, ig_steps=args.steps))[-1]
+        whole = time.perf_counter() - started
 
     print(f"device: {compute_device()}; model {bundle} ({model.input_shape[1]} px); image {args.image.name} {image.shape[1]}x{image.shape[0]}; "
           f"{len(names)} convolution layers; median of {args.repeats}\n")
@@ -116,9 +180,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| saliency vs tf-keras-vis Saliency | {ours_sal:.3f} | {peer_sal:.3f} | {peer_sal / ours_sal:.1f}x |")
     print(f"| Grad-CAM, all {len(names)} layers, vs tf-keras-vis Gradcam once per layer | {ours_cam:.3f} | {peer_cam:.3f} | {peer_cam / ours_cam:.1f}x |")
     print(f"| integrated gradients, {args.steps} steps, vs one step at a time | {ours_ig:.3f} | {peer_ig:.3f} | {peer_ig / ours_ig:.1f}x |")
-    print(f"\nsaliency maps agree with tf-keras-vis to {agreement:.1e} (max difference / max value)")
-    split = ", ".join(f"{k} {v:.2f} s" for k, v in panel.seconds.items())
-    print(f"\nwhole panel for one {image.shape[1]}x{image.shape[0]} photograph: {whole:.2f} s ({split})")
+    print(f"| HiRes-CAM, all {len(names)} layers (ours) vs Grad-CAM, all layers (ours) | {ours_hires:.3f} | {ours_cam:.3f} | {ours_cam / ours_hires:.1f}x |")
+    print(f"| Grad-CAM and HiRes-CAM, all layers, one shared pass vs Grad-CAM alone | {ours_both:.3f} | {ours_cam:.3f} | {ours_cam / ours_both:.1f}x |")
+    print(f"| Grad-CAM++, all {len(names)} layers, vs tf-keras-vis GradcamPlusPlus once per layer | {ours_plus:.3f} | {peer_plus:.3f} | {peer_plus / ours_plus:.1f}x |")
+    for budget, mine_time, peer_time, agree in score_rows:
+        if isinstance(budget, str):
+            label = f"Score-CAM {layer}, budget {budget.split()[0]} of {channels} channels on both sides (map correlation {agree:.3f})"
+        else:
+            label = (f"Score-CAM {layer}, ours {'all' if budget is None else budget} of {channels} channels vs tf-keras-vis Scorecam, "
+                     f"all channels (map correlation {agree:.3f})")
+        print(f"| {label} | {mine_time:.3f} | {peer_time:.3f} | {peer_time / mine_time:.1f}x |")
+    print(f"\nsaliency maps agree with tf-keras-vis to {agreement:.1e} (max difference / max value); "
+          f"Grad-CAM++ maps: correlation with tf-keras-vis median {np.median(plus_agreement):.4f}, lowest {min(plus_agreement):.4f} "
+          f"({names[int(np.argmin(plus_agreement))]}), above 0.99 in {sum(c > 0.99 for c in plus_agreement)} of {len(names)} layers")
+    if panel is not None:
+        split = ", ".join(f"{k} {v:.2f} s" for k, v in panel.seconds.items())
+        print(f"\nwhole panel for one {image.shape[1]}x{image.shape[0]} photograph: {whole:.2f} s ({split})")
     return 0
 
 

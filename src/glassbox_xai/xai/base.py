@@ -43,7 +43,7 @@ class Explainer:
         self.size = int(model.input_shape[1])
         self.threshold = float(threshold)
         # One graph per (target, output kind), for any batch size: retracing costs about a second each time.
-        self._gradient_fns: dict[tuple[int, str], tuple[TargetScore, object]] = {}
+        self._gradient_fns: dict[tuple, tuple[TargetScore, object]] = {}
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """A photograph as a (1, S, S, 3) model input."""
@@ -108,9 +108,21 @@ class Explainer:
         return self._gradient_fns[key][1]
 
     def scores(self, xs: np.ndarray, target: TargetScore, output: Output = "logits", batch: int = 16) -> np.ndarray:
-        """Scores (N,) of a batch without gradients, ``batch`` images per model call."""
-        parts = [self._score(self.model(xs[i : i + batch], training=False), target, output).numpy() for i in range(0, len(xs), batch)]
-        return np.concatenate(parts)
+        """Scores (N,) of a batch without gradients, ``batch`` images per (compiled) model call."""
+        _check_output(output)
+        fn = self._score_fn(target, output)
+        xs = np.asarray(xs, dtype=np.float32)
+        return np.concatenate([fn(self.tf.convert_to_tensor(xs[i : i + batch])).numpy() for i in range(0, len(xs), batch)])
+
+    def _score_fn(self, target: TargetScore, output: Output):
+        """A forward-only graph, compiled once per target and output kind (Score-CAM and the
+        faithfulness curves call it many times; eager calls cost about twice as much)."""
+        key = (id(target), output, "forward")
+        if key not in self._gradient_fns:
+            spec = self.tf.TensorSpec([None, *self.model.input_shape[1:]], self.tf.float32)
+            fn = self.tf.function(lambda x: target.score(self.model(x, training=False), output), input_signature=[spec])
+            self._gradient_fns[key] = (target, fn)
+        return self._gradient_fns[key][1]
 
     def _score(self, outputs, target: TargetScore, output: Output):
         return target.score(outputs, output)
