@@ -9,12 +9,13 @@ import numpy as np
 from magicgui.widgets import ComboBox, Label, Select, create_widget
 
 from ..xai import METHODS
-from ..xai.legend import method_label
+from ..xai.legend import LEGENDS, method_label
 from . import common
 from .common import JobWidget
 from .layers import TARGET_CHOICES, faithfulness_html, legend_html, map_layer_name, map_metadata, map_style, stack_layers, stacked_families
 from .segment_widget import checked_inputs
 
+EXPLANATIONS = frozenset(LEGENDS) - {"probability"}  # the maps this widget makes and shows one at a time
 NO_LEGEND = "<i>Select a map layer to see its colour scale and what it means.</i>"
 TARGET_TIPS = {
     "prediction": "the region the model predicts as lesion",
@@ -122,8 +123,12 @@ class ExplainWidget(JobWidget):
 
     def _on_active(self, event=None) -> None:
         active = self._viewer.layers.selection.active
-        if active is not None and "glassbox_map" in active.metadata:
+        if active is None or "glassbox_map" not in active.metadata:
+            return
+        if active.metadata["glassbox_map"] in EXPLANATIONS:
             self._show_only(active)
+        else:  # a map of another widget (Segment's hidden probability, selected as napari adds it): legend only
+            self._show_legend(active)
 
     def _on_step(self, event=None) -> None:
         active = self._viewer.layers.selection.active

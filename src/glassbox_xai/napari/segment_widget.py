@@ -11,7 +11,7 @@ from ..model.card import BundleError, ModelCard, read_card
 from ..model.registry import NoTrainedModelError
 from . import common
 from .common import BUNDLE_ON_DISK, JobWidget, worker_for  # noqa: F401  (re-exported for tests and scripts)
-from .layers import LESION_COLOR, image_for_model, metrics_html, prediction_name, probability_name, truth_for_image
+from .layers import image_for_model, map_metadata, map_style, metrics_html, prediction_name, probability_name, truth_for_image, variant_color
 from .preprocess import PreprocessPanel
 
 
@@ -173,11 +173,11 @@ def apply_result(viewer, image_layer, result: dict, variant: str) -> None:
     if pred_name in viewer.layers:
         viewer.layers[pred_name].data = mask
     else:
-        colormap = DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: LESION_COLOR})
+        colormap = DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: variant_color(variant)})
         viewer.add_labels(mask, name=pred_name, opacity=0.45, colormap=colormap, **align)
     if prob_name in viewer.layers:
         viewer.layers[prob_name].data = result["probabilities"]
     else:
-        viewer.add_image(result["probabilities"], name=prob_name, colormap="magma", contrast_limits=(0.0, 1.0),
-                         blending="additive", opacity=0.5, visible=False, **align)
+        viewer.add_image(result["probabilities"], name=prob_name, **map_style("probability", result["probabilities"]),
+                         metadata=map_metadata(image_layer.name, "probability", variant), visible=False, **align)
     viewer.layers.selection.active = viewer.layers[pred_name]  # the editable prediction, not the hidden probability
