@@ -97,12 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     _model_args(explain)
     explain.set_defaults(func=cmd_explain)
 
-    tune = sub.add_parser("finetune", help="fine-tune a variant on a retraining set of expert corrections")
-    tune.add_argument("--set", type=Path, required=True, dest="set_dir", help="the retraining set folder")
-    tune.add_argument("--epochs", type=int, default=5)
-    tune.add_argument("--mix-original", type=Path, help="a folder of original image/mask pairs to mix in (against forgetting)")
-    tune.add_argument("--evaluate-on", type=Path, help="a held-out folder of images with masks: compare before and after")
-    tune.add_argument("-o", "--output", type=Path, help="where the new bundle goes (default: <set>/models)")
+    tune = sub.add_parser("finetune", help="fine-tune a variant on expert corrections: a retraining set or any annotated folder")
+    _finetune_args(tune)
     _model_args(tune)
     tune.set_defaults(func=cmd_finetune)
 
@@ -240,6 +236,30 @@ def _explain_one(args: argparse.Namespace, segmenter, bundle_path: Path, sample,
     return folder, panel
 
 
+def _finetune_args(tune: argparse.ArgumentParser) -> None:
+    """Options of ``glassbox finetune``; their defaults are :class:`FinetuneSettings`' (measured on PH2)."""
+    from .hitl.finetune import FinetuneSettings
+
+    d = FinetuneSettings()
+    tune.add_argument("--set", type=Path, required=True, dest="set_dir",
+                      help="a retraining set made in napari, or any folder of images with <id>_segmentation.png masks (flat or ISIC layout)")
+    tune.add_argument("--out", type=Path, dest="bundle_out", help="write the new bundle to this folder (default: <output>/<name>/bundle)")
+    tune.add_argument("-o", "--output", type=Path, help="folder for the run and bundle when --out is not given (default: <set>/models)")
+    tune.add_argument("--epochs", type=int, default=d.epochs, help=f"passes over the corrections and mixed pairs (default {d.epochs})")
+    tune.add_argument("--learning-rate", type=float, default=d.learning_rate, help=f"peak Adam learning rate (default {d.learning_rate:g})")
+    tune.add_argument("--train-layers", choices=("all", "decoder"), default=d.train_layers,
+                      help=f"layers that learn; decoder keeps the encoder frozen (default {d.train_layers})")
+    tune.add_argument("--adapt-batchnorm", action=argparse.BooleanOptionalAction, default=d.adapt_batchnorm,
+                      help="re-estimate batch-norm statistics on the corrected photographs first (AdaBN)")
+    tune.add_argument("--freeze-batchnorm", action=argparse.BooleanOptionalAction, default=d.freeze_batchnorm,
+                      help="keep batch-norm statistics fixed while fitting")
+    tune.add_argument("--choose-threshold", action=argparse.BooleanOptionalAction, default=d.choose_threshold,
+                      help="re-choose the probability threshold on the corrections after fitting")
+    tune.add_argument("--mix-original", type=Path, help="a folder of original image/mask pairs to mix in (against forgetting)")
+    tune.add_argument("--mix-ratio", type=float, default=d.mix_ratio, help=f"original pairs per correction (default {d.mix_ratio:g})")
+    tune.add_argument("--evaluate-on", type=Path, help="a held-out folder of images with masks: compare before and after")
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
     from .tf_import import import_tensorflow
 
@@ -247,14 +267,15 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     import_tensorflow()
     from .evaluation import evaluate_model
     from .hitl.finetune import FinetuneSettings, finetune
-    from .hitl.store import RetrainingSet
     from .inference import Segmenter
 
-    store = RetrainingSet(args.set_dir)
+    settings = FinetuneSettings(epochs=args.epochs, learning_rate=args.learning_rate, train_layers=args.train_layers, mix_ratio=args.mix_ratio,
+                                adapt_batchnorm=args.adapt_batchnorm, freeze_batchnorm=args.freeze_batchnorm, choose_threshold=args.choose_threshold)
     out = args.output or args.set_dir / "models"
-    report = lambda epoch, total, logs: print(f"epoch {epoch}/{total}: loss {logs.get('loss', float('nan')):.4f}, held-out Dice {logs.get('val_dice', float('nan')):.4f}")  # noqa: E731
-    bundle, summary = finetune(parent, store, out, FinetuneSettings(epochs=args.epochs), original=args.mix_original, report=report)
-    print(f"new model bundle: {bundle} (parent {parent})")
+    report = lambda epoch, total, logs: print(f"epoch {epoch}/{total}: loss {logs.get('loss', float('nan')):.4f}, Dice on corrections {logs.get('val_dice', float('nan')):.4f}")  # noqa: E731
+    bundle, summary = finetune(parent, args.set_dir, out, settings, original=args.mix_original, report=report, bundle_dir=args.bundle_out)
+    threshold = f"threshold {summary['threshold']:.2f} (re-chosen on the corrections)" if summary["threshold"] is not None else "the parent's threshold"
+    print(f"new model bundle: {bundle} (parent {parent}; {summary['n_corrections_trained']} corrections, {summary['n_original_mixed']} original pairs; {threshold})")
     if args.evaluate_on:
         samples = discover(args.evaluate_on, require_masks=True)
         rows = {}

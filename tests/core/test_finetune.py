@@ -1,14 +1,22 @@
-"""Fine-tuning from a retraining set: a new bundle with full provenance, before/after table."""
+"""Fine-tuning from a retraining set or any annotated folder: a new bundle with full
+provenance, before/after table, clear refusals of bad input, and the adaptation steps."""
 
 from __future__ import annotations
 
-import numpy as np
+import json
+import shutil
 
-from data_paths import ISIC, ISIC_IMAGES, ISIC_MASKS, split_ids
+import numpy as np
+import pytest
+from PIL import Image
+
+from data_paths import DATA, ISIC, ISIC_IMAGES, ISIC_MASKS, split_ids
 from glassbox_xai.cli import main
 from glassbox_xai.data.io import read_image, read_mask
 from glassbox_xai.hitl.store import RetrainingSet
 from glassbox_xai.model.bundle import load_bundle
+
+PH2 = DATA / "ph2_shifted"
 
 
 def test_finetune_from_corrections_writes_a_child_bundle(tiny_bundle, tmp_path, capsys):
@@ -30,7 +38,7 @@ def test_finetune_from_corrections_writes_a_child_bundle(tiny_bundle, tmp_path, 
     child, parent = load_bundle(bundle_dir), load_bundle(tiny_bundle)
     assert child.card.variant == "finetuned" and child.card.parent == parent.card.weights_sha256
     assert child.card.training_data["sha256"] == store.manifest()["sha256"]
-    assert child.card.training_data["n_images"] == 5 and child.card.training_data["n_original_mixed"] == 5
+    assert child.card.training_data["n_images"] == 6 and child.card.training_data["n_original_mixed"] == 6  # no correction held out by default
     assert child.card.weights_sha256 != parent.card.weights_sha256
     name = bundle_dir.parent.name
     assert f"registered as version {name}" in out
@@ -42,8 +50,11 @@ def test_finetune_from_corrections_writes_a_child_bundle(tiny_bundle, tmp_path, 
 
 
 def test_finetune_on_an_empty_set_says_what_to_do(tiny_bundle, tmp_path, capsys):
+    RetrainingSet(tmp_path / "empty")  # made in napari, nothing accepted yet
     assert main(["finetune", "--set", str(tmp_path / "empty"), "--model", str(tiny_bundle)]) == 2
     assert "holds no corrections yet" in capsys.readouterr().err
+    assert main(["finetune", "--set", str(tmp_path / "missing"), "--model", str(tiny_bundle)]) == 2
+    assert f"{tmp_path / 'missing'} does not exist" in capsys.readouterr().err
 
 
 def test_frozen_batchnorm_keeps_the_parents_statistics(tiny_bundle, rng):
@@ -61,3 +72,116 @@ def test_frozen_batchnorm_keeps_the_parents_statistics(tiny_bundle, rng):
     model.fit(x, (rng.random((4, 32, 32, 1)) > 0.5).astype("float32"), epochs=1, verbose=0)
     assert all(np.array_equal(b, np.array(layer.moving_mean)) for b, layer in zip(before, norms))
     assert not np.array_equal(weights_before, np.array(model.trainable_weights[0]))  # the convolutions did learn
+
+
+def _ph2_pairs(folder, ids):
+    """A plain folder of real PH2 pairs: <id>.png beside <id>_segmentation.png."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for image_id in ids:
+        for name in (f"{image_id}.png", f"{image_id}_segmentation.png"):
+            shutil.copyfile(PH2 / name, folder / name)
+    return folder
+
+
+PH2_IDS = sorted(p.stem for p in PH2.glob("ISIC_*[0-9].png"))
+
+
+def test_finetune_on_a_plain_folder_of_pairs_writes_the_bundle_where_asked(tiny_bundle, tmp_path, capsys):
+    pairs = _ph2_pairs(tmp_path / "clinic", PH2_IDS[:4])
+    out = tmp_path / "adapted"
+    code = main(["finetune", "--set", str(pairs), "--model", str(tiny_bundle), "--epochs", "1", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    child, parent = load_bundle(out), load_bundle(tiny_bundle)
+    card = child.card
+    assert card.parent == parent.card.weights_sha256 and card.weights_sha256 != parent.card.weights_sha256
+    assert card.training_data["n_images"] == 4 and card.training_data["source"] == str(pairs.resolve())
+    assert len(card.training_data["sha256"]) == 64
+    settings = card.training_data["finetune_settings"]
+    assert settings["epochs"] == 1 and settings["choose_threshold"] is True
+    assert 0.0 < card.threshold < 1.0 and f"threshold {card.threshold:.2f}" in printed
+    assert "registered as version adapted" in printed
+    assert all(layer.trainable for layer in child.model.layers)  # frozen only while fitting
+    # the set's hash is its content: the same pairs hash the same, a changed mask does not
+    from glassbox_xai.hitl.finetune import training_samples
+
+    assert training_samples(pairs)[1] == card.training_data["sha256"]
+    mask = pairs / f"{PH2_IDS[0]}_segmentation.png"
+    Image.fromarray(~np.asarray(Image.open(mask))).save(mask)
+    assert training_samples(pairs)[1] != card.training_data["sha256"]
+
+
+def _bad_mask(folder, kind):
+    name = f"{PH2_IDS[1]}_segmentation.png"
+    truth = np.asarray(Image.open(folder / name))
+    bad = truth[:-10] if kind == "size" else np.where(truth > 0, 200, 30).astype(np.uint8)
+    Image.fromarray(bad).save(folder / name)
+    return name
+
+
+@pytest.mark.parametrize("kind, expected", [("size", "expected the same size"), ("values", "is not binary")])
+def test_finetune_names_the_bad_mask(tiny_bundle, tmp_path, capsys, kind, expected):
+    pairs = _ph2_pairs(tmp_path / "clinic", PH2_IDS[:3])
+    name = _bad_mask(pairs, kind)
+    assert main(["finetune", "--set", str(pairs), "--model", str(tiny_bundle), "--epochs", "1", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert name in err and expected in err
+    assert not (tmp_path / "b").exists()
+
+
+def test_finetune_on_a_folder_without_pairs_says_what_it_expected(tiny_bundle, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copyfile(PH2 / f"{PH2_IDS[0]}.png", folder / f"{PH2_IDS[0]}.png")  # a photograph, no mask
+    assert main(["finetune", "--set", str(folder), "--model", str(tiny_bundle)]) == 2
+    err = capsys.readouterr().err
+    assert f"no image/mask pairs in {folder}" in err and "_segmentation.png" in err
+
+
+def test_adabn_sets_the_statistics_of_the_new_images(tiny_bundle, rng):
+    """The first batch-norm layer's moving mean becomes the mean of its input over the
+    images, whether they arrive in one chunk or several."""
+    import keras
+
+    from glassbox_xai.hitl.finetune import adapt_batchnorm
+    from glassbox_xai.model.attention_unet import batchnorm_layers
+
+    images = (rng.random((10, 32, 32, 3)) * 0.5 + 0.4).astype("float32")
+    means = []
+    for chunk in (10, 3):
+        model = load_bundle(tiny_bundle).model
+        first = batchnorm_layers(model)[0]
+        before = np.array(first.moving_mean)
+        assert adapt_batchnorm(model, images, batch_size=chunk) == len(batchnorm_layers(model))
+        expected = np.asarray(keras.Model(model.input, first.input)(images)).mean(axis=(0, 1, 2))
+        np.testing.assert_allclose(np.array(first.moving_mean), expected, rtol=1e-4, atol=1e-5)
+        assert not np.allclose(before, expected) and first.momentum == 0.99
+        means.append(np.array(batchnorm_layers(model)[-1].moving_mean))
+    np.testing.assert_allclose(means[0], means[1], rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("cut", [0.2, 0.55, 0.8])
+def test_best_threshold_recovers_the_cut_that_made_the_masks(cut, rng):
+    from glassbox_xai.hitl.finetune import best_threshold
+
+    probabilities = rng.random((5, 16, 16))
+    threshold, table = best_threshold(probabilities, probabilities > cut)
+    assert threshold == pytest.approx(cut) and table[threshold] == 1.0 and min(table.values()) < 1.0
+
+
+def test_decoder_only_keeps_the_encoder(tiny_bundle, tmp_path, rng):
+    from glassbox_xai.hitl.finetune import FinetuneSettings, adapt
+    from glassbox_xai.model.attention_unet import layer_stage
+
+    model = load_bundle(tiny_bundle).model
+    stage = {layer.name: layer_stage(layer.name) for layer in model.layers}
+    before = {layer.name: [np.array(w) for w in layer.weights] for layer in model.layers if layer.weights}
+    images = (rng.random((6, 32, 32, 3)) * 255).astype(np.uint8)
+    masks = (rng.random((6, 32, 32)) > 0.5).astype(np.uint8)
+    summary = adapt(model, (images, masks), None, FinetuneSettings(epochs=1, train_layers="decoder", adapt_batchnorm=False,
+                                                                   learning_rate=1e-2), tmp_path / "run")
+    assert summary["encoder_layers_frozen"] > 0 and summary["n_original_mixed"] == 0
+    changed = {name for name, ws in before.items()
+               if any(not np.array_equal(w, np.array(v)) for w, v in zip(ws, model.get_layer(name).weights))}
+    assert changed and all(stage[name] != "encoder" for name in changed)
+    assert any(stage[name] == "decoder" for name in changed)

@@ -1,40 +1,78 @@
-"""Fine-tune a model bundle on a retraining set of expert corrections.
+"""Fine-tune a model bundle on expert corrections from a new clinic.
+
+The corrections come from a retraining set made in napari or from any folder
+of image/mask pairs the reader understands (:func:`~glassbox_xai.data.layout.discover`).
+Adaptation is a few cheap steps, each one a setting of :class:`FinetuneSettings`:
+
+1. AdaBN (Li et al. 2016): re-estimate every batch-normalisation layer's
+   statistics on the corrected photographs (no labels used);
+2. fine-tune the decoder (or every layer) on the corrections, mixed with as many
+   original pairs against forgetting, the batch-norm statistics of step 1 kept;
+3. re-choose the probability threshold that maximises mean Dice on the corrections.
 
 The result is a new bundle whose card records its parent's weights hash, the
-retraining set's manifest hash and the settings. Original training pairs can be
-mixed in so the model does not forget what it knew.
+training set's hash and the settings.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from ..data.layout import Sample, discover
-from ..learn.dataset import load_pairs
-from ..learn.fit import FitConfig, fit
-from ..learn.losses import describe_loss, make_loss
-from ..model.bundle import load_bundle, save_bundle
+from ..data.layout import NoImagesError, Sample, discover
 from ..model.card import ModelCard
 from .store import RetrainingSet, StoreError
 
+# TensorFlow/Keras (learn.*, model.bundle) load inside the functions that train, so the
+# command line can read the defaults below without starting TensorFlow.
+
 AUGMENT = {"horizontal_flip": {"p": 0.5}, "vertical_flip": {"p": 0.5}, "rotation": {"p": 0.5}, "brightness": {"p": 0.3}, "contrast": {"p": 0.3}}
+THRESHOLDS = tuple(np.round(np.arange(0.10, 0.91, 0.05), 2))
+Arrays = tuple[np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
 class FinetuneSettings:
-    epochs: int = 5
+    """How a parent adapts to corrections. Defaults: measured on PH2 (benchmarks/hitl_ph2.py).
+
+    Attributes:
+        epochs: passes over the corrections plus mixed original pairs.
+        learning_rate: peak Adam learning rate (cosine decay, no warm-up).
+        batch_size: images per step (fewer when the set is smaller).
+        loss: loss name for :func:`make_loss`.
+        mix_ratio: original pairs mixed in per correction, when an original folder is given.
+        validation_share: share of corrections held out to pick the best epoch
+            (0: train on all, keep the last epoch).
+        seed: seeds the split, the mix, weights updates and augmentation.
+        adapt_batchnorm: re-estimate batch-norm statistics on the corrected photographs first (AdaBN).
+        freeze_batchnorm: keep the batch-norm statistics fixed while fitting.
+        train_layers: ``"all"`` or ``"decoder"`` (encoder frozen: attention gates, decoder and output learn).
+        choose_threshold: re-choose the probability threshold on the corrections after fitting.
+    """
+
+    epochs: int = 3
     learning_rate: float = 3e-4
     batch_size: int = 8
     loss: str = "bce_dice"
-    mix_ratio: float = 1.0  # original pairs per correction, when an original folder is given
-    validation_share: float = 0.2
+    mix_ratio: float = 0.5
+    validation_share: float = 0.0
     seed: int = 7
-    freeze_batchnorm: bool = False  # keep the parent's normalisation statistics (small sets, small batches)
+    adapt_batchnorm: bool = False
+    freeze_batchnorm: bool = True
+    train_layers: str = "all"
+    choose_threshold: bool = True
+
+    def __post_init__(self) -> None:
+        if self.train_layers not in ("all", "decoder"):
+            raise ValueError(f"train_layers must be 'all' or 'decoder', got {self.train_layers!r}")
+        if not 0.0 <= self.validation_share < 1.0 or self.mix_ratio < 0 or self.epochs < 0:
+            raise ValueError(f"bad fine-tune settings: {self}")
 
 
 def set_samples(store: RetrainingSet, manifest: dict[str, Any] | None = None) -> list[Sample]:
@@ -55,46 +93,72 @@ def set_samples(store: RetrainingSet, manifest: dict[str, Any] | None = None) ->
     return samples
 
 
-def finetune(parent_bundle: str | Path, store: RetrainingSet, out_dir: str | Path, settings: FinetuneSettings = FinetuneSettings(),
-             original: str | Path | None = None, report=None, verbose: int = 0) -> tuple[Path, dict[str, Any]]:
-    """Fine-tune ``parent_bundle`` on ``store`` (plus original pairs); return the new bundle's folder and the fit summary."""
-    parent = load_bundle(parent_bundle)
-    corrections = set_samples(store)
-    rng = np.random.default_rng(settings.seed)
-    order = rng.permutation(len(corrections))
-    n_val = max(1, round(settings.validation_share * len(corrections))) if len(corrections) > 1 else 0
-    val = [corrections[i] for i in order[:n_val]] or corrections
-    train = [corrections[i] for i in order[n_val:]] or corrections
-    mixed = list(train)
-    if original is not None:
-        pool = discover(original, require_masks=True)
-        take = min(len(pool), round(settings.mix_ratio * len(train)))
-        mixed += [pool[i] for i in rng.choice(len(pool), size=take, replace=False)]
-    size = parent.config.input_size
-    train_arrays, val_arrays = load_pairs(mixed, size), load_pairs(val, size)
-    batch = min(settings.batch_size, len(mixed))
-    config = FitConfig(epochs=settings.epochs, batch_size=batch, learning_rate=settings.learning_rate, warmup_epochs=0,
-                       patience=max(settings.epochs, 1), seed=settings.seed)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = Path(out_dir) / f"{parent.card.variant}-finetuned-{stamp}"
-    if settings.freeze_batchnorm:
-        freeze_batchnorm(parent.model)
-    summary = fit(parent.model, make_loss(settings.loss), train_arrays, val_arrays, config, AUGMENT, run_dir / "run", report=report, verbose=verbose)
-    manifest = store.manifest()
-    card = ModelCard(
-        variant="finetuned",
-        loss=describe_loss(settings.loss),
-        threshold=parent.card.threshold,
-        name=f"{parent.card.name or parent.card.variant} fine-tuned {stamp}",
-        training_data={"source": str(store.root), "n_images": len(train), "n_original_mixed": len(mixed) - len(train),
-                       "sha256": manifest["sha256"], "validation_corrections": len(val)},
-        validation_metrics={"dice_model_resolution_on_held_out_corrections": float(summary["best_val_dice"] or 0.0)},
-        parent=parent.card.weights_sha256,
-        inference=parent.card.inference,
-        notes=f"fine-tuned from {parent.path} ({parent.card.variant}); settings {settings.__dict__}; original mix {original}",
-    )
-    save_bundle(parent.model, parent.config, card, run_dir / "bundle")
-    return run_dir / "bundle", summary
+def is_retraining_set(folder: str | Path) -> bool:
+    """Whether ``folder`` is a retraining set made by the Review widget (it has sidecars)."""
+    return (Path(folder) / "sidecars").is_dir()
+
+
+def training_samples(source: RetrainingSet | str | Path) -> tuple[list[Sample], str]:
+    """The (image, corrected mask) pairs of a retraining set or of any annotated folder,
+    checked, with a sha256 that identifies the set.
+
+    Raises:
+        StoreError: a retraining set with no corrections.
+        NoImagesError: a folder with no image/mask pairs.
+        MaskError: a mask that is not binary or whose size differs from its image.
+    """
+    if isinstance(source, RetrainingSet) or is_retraining_set(source):
+        store = source if isinstance(source, RetrainingSet) else RetrainingSet(source)
+        return set_samples(store), store.manifest()["sha256"]
+    folder = Path(source)
+    samples = [s for s in discover(folder) if s.mask is not None]
+    if not samples:
+        raise NoImagesError(f"no image/mask pairs in {folder}: expected images with <id>_segmentation.png masks beside them, "
+                            "the ISIC 2018 layout, or a retraining set made in napari")
+    return samples, folder_sha256(samples)
+
+
+def folder_sha256(samples: list[Sample]) -> str:
+    """A hash of the pairs' names and file contents (what the card records as the set)."""
+    digest = hashlib.sha256()
+    for sample in sorted(samples, key=lambda s: s.id):
+        digest.update(sample.id.encode())
+        for path in (sample.image, sample.mask):
+            digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+    return digest.hexdigest()
+
+
+# --- the adaptation steps ------------------------------------------------------------------
+
+def adapt_batchnorm(model, images: np.ndarray, batch_size: int = 32) -> int:
+    """AdaBN: set every batch-norm layer's moving statistics to those of ``images``
+    (N, size, size, 3 float in [0, 1]): one forward pass in training mode per chunk, dropout
+    off, each chunk weighted by its size. Returns the number of layers re-estimated."""
+    import keras
+
+    from ..model.attention_unet import batchnorm_layers
+
+    norms = batchnorm_layers(model)
+    dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout) or "Dropout" in type(layer).__name__]
+    saved = [(layer.momentum, layer.trainable) for layer in norms], [layer.rate for layer in dropouts]
+    try:
+        for layer in norms:
+            layer.trainable = True
+        for layer in dropouts:
+            layer.rate = 0.0
+        seen = 0
+        for start in range(0, len(images), batch_size):
+            chunk = np.asarray(images[start : start + batch_size], dtype=np.float32)
+            for layer in norms:  # moving = running mean over chunks
+                layer.momentum = seen / (seen + len(chunk))
+            model(chunk, training=True)
+            seen += len(chunk)
+    finally:
+        for layer, (momentum, trainable) in zip(norms, saved[0]):
+            layer.momentum, layer.trainable = momentum, trainable
+        for layer, rate in zip(dropouts, saved[1]):
+            layer.rate = rate
+    return len(norms)
 
 
 def freeze_batchnorm(model) -> int:
@@ -107,3 +171,125 @@ def freeze_batchnorm(model) -> int:
     for layer in norms:
         layer.trainable = False
     return len(norms)
+
+
+def freeze_encoder(model) -> int:
+    """Make the encoder (and bottleneck) layers non-trainable; returns how many were frozen."""
+    from ..model.attention_unet import layer_stage
+
+    frozen = [layer for layer in model.layers if layer_stage(layer.name) == "encoder" and layer.weights]
+    for layer in frozen:
+        layer.trainable = False
+    return len(frozen)
+
+
+def model_logits(model, images: np.ndarray, tta: bool, batch_size: int = 16) -> np.ndarray:
+    """Logits (N, size, size) at model resolution, averaged over flips when ``tta`` (as :class:`Segmenter` does)."""
+
+    def run(x):
+        return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)[..., 0]
+
+    x = np.asarray(images, dtype=np.float32)
+    out = run(x)
+    if tta:
+        out = (out + run(x[:, :, ::-1])[:, :, ::-1] + run(x[:, ::-1])[:, ::-1] + run(x[:, ::-1, ::-1])[:, ::-1, ::-1]) / 4.0
+    return out
+
+
+def best_threshold(probabilities: np.ndarray, masks: np.ndarray, thresholds=THRESHOLDS) -> tuple[float, dict[float, float]]:
+    """The threshold with the highest mean per-image Dice (ties: nearest 0.5), and the Dice of each."""
+    from ..learn.fit import mean_dice
+
+    truth = masks.astype(bool)
+    table = {float(t): mean_dice(probabilities > t, truth) for t in thresholds}
+    best = max(table, key=lambda t: (round(table[t], 6), -abs(t - 0.5)))
+    return best, table
+
+
+def adapt(model, corrections: Arrays, original: Arrays | None, settings: FinetuneSettings, run_dir: str | Path,
+          tta: bool = False, report: Callable[[int, int, dict], None] | None = None, verbose: int = 0) -> dict[str, Any]:
+    """Adapt ``model`` in place to ``corrections`` (uint8 images, {0,1} masks at model resolution),
+    mixed with ``original`` pairs; returns the fit summary plus the chosen ``threshold`` (or None)."""
+    from ..inference import sigmoid
+    from ..learn.fit import FitConfig, fit
+    from ..learn.losses import make_loss
+
+    images, masks = corrections
+    rng = np.random.default_rng(settings.seed)
+    order = rng.permutation(len(images))
+    n_val = round(settings.validation_share * len(images)) if len(images) > 1 else 0
+    val_idx, train_idx = order[:n_val], (order[n_val:] if n_val < len(images) else order)
+    train = (images[train_idx], masks[train_idx])
+    val = (images[val_idx], masks[val_idx]) if n_val else train
+    if original is not None and settings.mix_ratio > 0:
+        take = min(len(original[0]), round(settings.mix_ratio * len(train_idx)))
+        pick = rng.choice(len(original[0]), size=take, replace=False)
+        train = (np.concatenate([train[0], original[0][pick]]), np.concatenate([train[1], original[1][pick]]))
+    summary: dict[str, Any] = {"n_corrections_trained": len(train_idx), "n_validation": int(n_val),
+                               "n_original_mixed": len(train[0]) - len(train_idx)}
+    if settings.adapt_batchnorm:
+        summary["batchnorm_adapted"] = adapt_batchnorm(model, images.astype(np.float32) / 255.0)
+    if settings.freeze_batchnorm:
+        freeze_batchnorm(model)
+    if settings.train_layers == "decoder":
+        summary["encoder_layers_frozen"] = freeze_encoder(model)
+    if settings.epochs:
+        config = FitConfig(epochs=settings.epochs, batch_size=min(settings.batch_size, len(train[0])), learning_rate=settings.learning_rate,
+                           warmup_epochs=0, patience=settings.epochs, seed=settings.seed)
+        summary.update(fit(model, make_loss(settings.loss), train, val, config, AUGMENT, Path(run_dir), report=report, verbose=verbose))
+    summary["threshold"] = None
+    if settings.choose_threshold:
+        summary["threshold"], summary["threshold_dice"] = best_threshold(sigmoid(model_logits(model, images.astype(np.float32) / 255.0, tta)), masks)
+    return summary
+
+
+def finetune(parent_bundle: str | Path, source: RetrainingSet | str | Path, out_dir: str | Path,
+             settings: FinetuneSettings = FinetuneSettings(), original: str | Path | None = None, report=None, verbose: int = 0,
+             bundle_dir: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """Fine-tune ``parent_bundle`` on a retraining set or annotated folder (plus original pairs).
+
+    The new bundle goes to ``bundle_dir`` when given, else ``<out_dir>/<variant>-finetuned-<time>/bundle``
+    (the fit's log and checkpoints beside it in ``run``). Returns the bundle folder and the summary.
+
+    Raises:
+        StoreError, NoImagesError, MaskError: see :func:`training_samples` (the message names the file).
+    """
+    from ..learn.dataset import load_pairs
+    from ..learn.losses import describe_loss
+    from ..model.bundle import load_bundle, save_bundle
+
+    samples, set_sha = training_samples(source)  # masks are checked (binary, image size) as they load, naming the file
+    parent = load_bundle(parent_bundle)
+    size = parent.config.input_size
+    mixed = None
+    if original is not None and settings.mix_ratio > 0:
+        pool = discover(original, require_masks=True)
+        take = np.random.default_rng(settings.seed).choice(len(pool), size=min(len(pool), round(settings.mix_ratio * len(samples))), replace=False)
+        mixed = load_pairs([pool[i] for i in sorted(take)], size)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    name = f"{parent.card.variant}-finetuned-{stamp}"
+    bundle_dir = Path(bundle_dir) if bundle_dir else Path(out_dir) / name / "bundle"
+    run_dir = bundle_dir.parent / f"{bundle_dir.name}-run" if bundle_dir.name != "bundle" else bundle_dir.parent / "run"
+    tta = bool((parent.card.inference or {}).get("tta", False))
+    summary = adapt(parent.model, load_pairs(samples, size), mixed, settings, run_dir, tta=tta, report=report, verbose=verbose)
+    threshold = summary["threshold"] if summary["threshold"] is not None else parent.card.threshold
+    card = ModelCard(
+        variant="finetuned",
+        loss=describe_loss(settings.loss),
+        threshold=threshold,
+        name=f"{parent.card.name or parent.card.variant} fine-tuned {stamp}",
+        training_data={"source": str(Path(source.root if isinstance(source, RetrainingSet) else source).resolve()), "n_images": summary["n_corrections_trained"],
+                       "n_original_mixed": summary["n_original_mixed"], "sha256": set_sha, "validation_corrections": summary["n_validation"],
+                       "original": str(original) if original else None, "finetune_settings": asdict(settings)},
+        validation_metrics={"dice_model_resolution_on_corrections_at_threshold": float(summary.get("threshold_dice", {}).get(threshold, float("nan")))
+                            if summary["threshold"] is not None else None,
+                            "best_val_dice_model_resolution": summary.get("best_val_dice")},
+        parent=parent.card.weights_sha256,
+        inference=parent.card.inference,
+        notes=json.dumps({"parent_path": str(parent.path), "parent_variant": parent.card.variant, "parent_threshold": parent.card.threshold,
+                          "settings": asdict(settings)}),
+    )
+    for layer in parent.model.layers:  # the child loads like any bundle, every layer trainable again
+        layer.trainable = True
+    save_bundle(parent.model, parent.config, card, bundle_dir)
+    return bundle_dir, summary
