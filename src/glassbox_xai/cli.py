@@ -214,6 +214,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
         explained.append({"id": sample.id, "path": str(sample.image), "folder": str(folder)})
         summary = ", ".join(f"{k} {v:.1f}s" for k, v in panel.seconds.items())
         print(f"{sample.image.name}: {len(panel.maps)} map(s) in {folder} ({summary})")
+        for method, numbers in panel.faithfulness.items():  # flagged numbers are said, not only stored
+            for key in ("completeness_warning", "degenerate"):
+                if key in numbers:
+                    print(f"  warning, {method}: {numbers[key]}")
     report = {"model": str(bundle_path), "target": args.target, "explained": explained, "failures": _failure_records(failures)}
     ok = _write_json(args.output / "explain_run.json", report, "-o", "run report")
     return _report_failures(failures) or (0 if ok else 2)
