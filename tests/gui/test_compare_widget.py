@@ -73,6 +73,7 @@ def test_compare_on_folder_shows_table_and_opens_cases(make_napari_viewer, tiny_
 
     # a 12 MP photograph is open: the 512-px case must fill the view and the photograph be gone
     big = viewer.add_image(np.zeros((3000, 4000, 3), np.uint8), rgb=True, name="big photo")
+    viewer.add_image(np.zeros((5, 300, 400), np.float32), scale=(1, 10, 10), name="big photo stack")  # a 3-D map of it
     viewer.reset_view()
     zoom_on_big = viewer.scene.camera.zoom
     best = variant["picks"]["best"][0]

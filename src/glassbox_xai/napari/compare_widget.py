@@ -207,8 +207,29 @@ class CompareWidget(JobWidget):
         for layer in layers:
             if layer.name in (photo.stem, truth_name) or (_of_image(layer.name, photo.stem) and layer.name.endswith(" outline")):
                 layer.visible = True  # its other layers (maps, probabilities) stay as the user left them
-        self._viewer.reset_view(layers=[layers[photo.stem]])
+        _fit_view(self._viewer, layers[photo.stem])
         return layers[photo.stem], next((layer for layer in layers if layer.name == truth_name), None)
+
+
+def _fit_view(viewer, layer, margin: float = 0.05) -> None:
+    """Centre the 2-D view on one layer and zoom so it fills the canvas, whatever else is open.
+
+    napari 0.9.2's ``reset_view(layers=...)`` raises IndexError when another layer has
+    more dimensions (an Explain Grad-CAM stack); then the camera is set from the
+    layer's extent, as napari would; napari before 0.9 fits every layer instead.
+    """
+    try:
+        viewer.reset_view(layers=[layer])
+        return
+    except TypeError:  # napari before 0.9: no ``layers`` argument
+        viewer.reset_view()
+        return
+    except IndexError:
+        pass
+    low, high = np.asarray(layer.extent.world)[:, -2:]
+    size = np.where(np.isclose(high - low, 0), 1.0, high - low)
+    viewer.scene.camera.center = tuple((low + high) / 2)
+    viewer.scene.camera.zoom = (1 - margin) * float(np.min(np.asarray(viewer.canvas.size) / size))
 
 
 def _of_image(layer_name: str, image_id: str) -> bool:
