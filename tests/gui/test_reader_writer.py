@@ -66,6 +66,6 @@ def test_a_folder_opens_as_a_browsable_set_in_the_review_widget(make_napari_view
     widget = next(w for w in viewer.window._dock_widgets.values() if w.windowTitle().startswith("Review")).widget()._magic_widget
     finish(widget)
     assert widget._model.value == "tiny-version" and "image 1 of 3" in widget._where.value
-    assert [layer.name for layer in viewer.layers][:2] == [ids[0], f"{ids[0]} ground truth"]
+    assert [layer.name for layer in viewer.layers][:2] == [ids[0], f"{ids[0]} ground truth (outline)"]
     assert f"{ids[0]} prediction (custom)" in viewer.layers
     assert widget._set_dir.value == glassbox_home / "retraining-sets" / "photos" and not errors

@@ -51,7 +51,8 @@ def test_review_correct_accept_resume_rank(make_napari_viewer, qtbot, tiny_bundl
     image = read_image(folder / f"{ids[0]}.jpg")
     labels = _prediction(viewer, ids[0])
     assert labels.data.shape == image.shape[:2] and labels.mode == "paint"
-    assert viewer.layers[f"{ids[0]} ground truth"].contour >= 2
+    outline, truth = viewer.layers[f"{ids[0]} ground truth (outline)"].data, read_mask(folder / f"{ids[0]}_segmentation.png")
+    assert outline.any() and not (outline.astype(bool) & ~truth).any() and outline.sum() < 0.5 * truth.sum()  # a band inside the lesion's edge
     assert "image 1 of 3 · 0 corrected" in widget._where.value
     before = labels.data.copy()
     value = 0 if before[60, 60] else 1  # an untrained model: paint or erase, whichever changes the mask
@@ -167,7 +168,7 @@ def test_revisiting_an_accepted_image_shows_its_correction_in_the_same_layers(ma
     assert shown is layers[2] and viewer.layers.selection.active is shown
     assert np.array_equal(shown.data > 0, accepted)  # the saved correction, not the raw prediction
     assert np.array_equal(shown.data > 0, read_mask(set_dir / "masks" / f"{ids[0]}_segmentation.png"))
-    assert viewer.layers[ids[0]] is layers[0] and viewer.layers[f"{ids[0]} ground truth"] is layers[1]
+    assert viewer.layers[ids[0]] is layers[0] and viewer.layers[f"{ids[0]} ground truth (outline)"] is layers[1]
     shown.undo()
     assert np.array_equal(shown.data > 0, accepted)  # undo does not bring back another image's mask
 

@@ -56,6 +56,19 @@ def truth_contour(shape: tuple[int, int]) -> int:
     return max(2, round(max(shape[:2]) / 500))
 
 
+def truth_outline(mask: np.ndarray, width: int | None = None) -> np.ndarray:
+    """The inner band (``width`` pixels, default :func:`truth_contour`) of a mask's lesion as a
+    uint8 0/1 array: what napari's Labels ``contour`` draws, computed once (napari redoes it
+    on the GUI thread at every refresh, 1-6 s on a 10 MP photograph)."""
+    import cv2
+
+    mask = np.asarray(mask) > 0
+    width = truth_contour(mask.shape) if width is None else width
+    kernel = np.ones((2 * width - 1, 2 * width - 1), np.uint8)
+    inner = cv2.erode(mask.astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE)
+    return (mask & (inner == 0)).astype(np.uint8)
+
+
 def _outline_when_added(path: Path, width: int) -> None:
     """Draw the ground-truth layer of ``path`` as a contour once napari has added it (a
     reader returns layer data, and ``contour`` is not a Labels argument)."""

@@ -26,7 +26,7 @@ from ..model import versions
 from ..model.card import BundleError, read_card
 from . import common
 from .common import JobWidget
-from .io_hooks import truth_contour
+from .io_hooks import truth_outline
 from .layers import LESION_COLOR, prediction_name
 
 SHORTCUTS = {"Shift-Enter": "accept", "Shift-Right": "next_image", "Shift-Left": "previous_image"}
@@ -44,6 +44,7 @@ class Loaded:
 
     ``kind`` says what ``mask`` is: ``"draft"`` (unaccepted edits), ``"corrected"`` (the
     accepted correction in the retraining set) or ``""`` (nothing yet: segment it).
+    ``truth`` is the ground truth's outline, drawn over the photograph.
     """
 
     sample: Sample
@@ -66,7 +67,7 @@ def load_sample(session: ReviewSession, sample: Sample) -> Loaded:
     loaded = Loaded(sample, image)
     if sample.mask is not None:
         try:
-            loaded.truth = read_mask(sample.mask, expected_shape=image.shape[:2])
+            loaded.truth = truth_outline(read_mask(sample.mask, expected_shape=image.shape[:2]))
         except (ValueError, OSError) as exc:
             loaded.truth_error = f"ground truth not shown: {exc}"
     for kind, found in (("draft", session.draft(sample.id, image.shape[:2])), ("corrected", session.saved(sample.id, image.shape[:2]))):
@@ -307,26 +308,26 @@ class ReviewWidget(JobWidget):
             layer.name = image_id
             layer.visible = True
         layer.metadata["path"] = str(loaded.sample.image)
-        self._put_truth(image_id, loaded.truth, image.shape[:2])
+        self._put_truth(image_id, loaded.truth)
         self._shown_id = image_id
         if resized:
             self.viewer.reset_view()
 
-    def _put_truth(self, image_id: str, truth: np.ndarray | None, shape: tuple[int, int]) -> None:
+    def _put_truth(self, image_id: str, outline: np.ndarray | None) -> None:
+        """The ground truth's outline (computed off the GUI thread; napari's own ``contour``
+        took seconds on the GUI thread at 10 MP), in one read-only layer."""
         layer = self._layers.get("truth")
-        if truth is None:
+        if outline is None:
             if layer is not None and self._alive(layer):
                 layer.visible = False  # kept for the next image that has one
                 layer.name = f"{image_id} ground truth (none)"
             return
-        data = truth.astype(np.uint8)
         if layer is None or not self._alive(layer):
-            layer = self._layers["truth"] = _unwrapped(self.viewer.add_labels(data, name=f"{image_id} ground truth", opacity=0.9))
+            layer = self._layers["truth"] = _unwrapped(self.viewer.add_labels(outline, name=f"{image_id} ground truth (outline)", opacity=0.9))
         else:
-            layer.data = data
-            layer.name = f"{image_id} ground truth"
+            layer.data = outline
+            layer.name = f"{image_id} ground truth (outline)"
             layer.visible = True
-        layer.contour = truth_contour(shape)  # visible at full view on 12 MP photographs too
         layer.editable = False
 
     def _put_labels(self, mask: np.ndarray, variant: str) -> None:
