@@ -86,3 +86,48 @@ def test_simulation_refuses_more_rounds_than_the_pool_holds(simulation, shallow_
     with pytest.raises(ValueError, match="need 12 pool images; --pool-size is 10"):
         simulation.main(["--rounds", "3", "--round-size", "4", "--pool-size", "10", "--bundle", str(shallow_bundle),
                          "--data", str(ISIC), "--out", str(tmp_path)])
+
+
+PH2_SCRIPT = SCRIPT.with_name("hitl_ph2.py")
+
+
+@pytest.fixture(scope="module")
+def ph2_simulation():
+    """benchmarks/hitl_ph2.py as a module."""
+    spec = importlib.util.spec_from_file_location("hitl_ph2", PH2_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def test_ph2_simulation_rounds_orders_and_intervals(ph2_simulation, shallow_bundle, tmp_path, capsys):
+    """Two splits of eight real PH2 pairs, rounds of two: the table, curve and JSON, pools and
+    test sets disjoint, the uncertainty order following the scores, costly arms where asked."""
+    out = tmp_path / "results"
+    code = ph2_simulation.main(["--images", "8", "--pool-size", "4", "--rounds", "2", "--round-size", "2", "--seeds", "1", "2",
+                                "--methods", "threshold", "finetune", "--finetune-at", "4", "--epochs", "1", "--passes", "2",
+                                "--isic-check", "3", "--isic-mix", "4", "--bundle", str(shallow_bundle), "--out", str(out)])
+    assert code == 0
+    results = json.loads((out / "hitl_ph2.json").read_text())
+    assert len(results["splits"]) == 2
+    for split in results["splits"]:
+        pool, test = set(split["pool"]), set(split["test"])
+        assert len(pool) == 4 and len(test) == 4 and not pool & test
+        assert [r["n"] for r in split["rounds"]] == [2, 4]
+        assert set(split["rounds"][0]) == {"n", "uncertainty/threshold", "random/threshold"}
+        assert set(split["rounds"][1]) == {"n", "uncertainty/threshold", "random/threshold", "uncertainty/finetune", "random/finetune"}
+        scores = [results["uncertainty"][i] for i in split["orders"]["uncertainty"]]
+        assert scores == sorted(scores, reverse=True) and set(split["orders"]["random"]) == pool
+        assert "isic_dice" in split["rounds"][1]["uncertainty/finetune"]
+    assert results["splits"][0]["test"] != results["splits"][1]["test"]
+    table = (out / "hitl_ph2.md").read_text()
+    assert "| 0 (parent) |" in table and "| 2 |" in table and "ISIC dev_val check (3 images" in table
+    assert (out / "hitl_ph2.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| 4 |" in capsys.readouterr().out
+
+
+def test_ph2_interval_is_the_paired_t_interval_over_splits(ph2_simulation):
+    mean, half = ph2_simulation.paired_interval([0.01, 0.03, 0.02])
+    assert mean == pytest.approx(0.02) and half == pytest.approx(4.303 * 0.01 / 3**0.5)

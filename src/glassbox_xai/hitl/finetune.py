@@ -99,13 +99,13 @@ def is_retraining_set(folder: str | Path) -> bool:
 
 
 def training_samples(source: RetrainingSet | str | Path) -> tuple[list[Sample], str]:
-    """The (image, corrected mask) pairs of a retraining set or of any annotated folder,
-    checked, with a sha256 that identifies the set.
+    """The (image, corrected mask) pairs of a retraining set or of any annotated folder, with a
+    sha256 that identifies the set. (Each mask is checked, binary and of its image's size, as
+    :func:`~glassbox_xai.learn.dataset.load_pairs` reads it.)
 
     Raises:
         StoreError: a retraining set with no corrections.
-        NoImagesError: a folder with no image/mask pairs.
-        MaskError: a mask that is not binary or whose size differs from its image.
+        NoImagesError: a folder that does not exist or holds no image/mask pairs.
     """
     if isinstance(source, RetrainingSet) or is_retraining_set(source):
         store = source if isinstance(source, RetrainingSet) else RetrainingSet(source)
@@ -252,7 +252,8 @@ def finetune(parent_bundle: str | Path, source: RetrainingSet | str | Path, out_
     (the fit's log and checkpoints beside it in ``run``). Returns the bundle folder and the summary.
 
     Raises:
-        StoreError, NoImagesError, MaskError: see :func:`training_samples` (the message names the file).
+        StoreError, NoImagesError: see :func:`training_samples`.
+        MaskError: a mask that is not binary or whose size differs from its image (the message names the file).
     """
     from ..learn.dataset import load_pairs
     from ..learn.losses import describe_loss
