@@ -60,18 +60,19 @@ def test_before_after_table_shows_both_rows_and_the_change():
     assert "held-out folder" in before_after_html(None) and "medical device" in before_after_html(None)
 
 
-def test_faithfulness_table_has_one_column_per_method():
+def test_faithfulness_table_has_one_row_per_method():
     from glassbox_xai.napari.layers import faithfulness_html
 
     html = faithfulness_html({"saliency": {"deletion_auc": 0.5, "insertion_auc": 0.7},
                               "ig": {"deletion_auc": 0.25, "insertion_auc": 0.75, "completeness_error": 0.004}})
-    assert "<th>saliency</th><th>IG</th>" in html
-    assert "<tr><td>IG error</td><td></td><td align='right'>0.004</td></tr>" in html
+    assert "<th></th><th>deletion ↓</th><th>insertion ↑</th><th>IG error</th></tr>" in html  # one column per measure
+    assert "<tr><td>IG</td><td align='right'>0.250</td><td align='right'>0.750</td><td align='right'>0.004</td></tr>" in html
+    assert "<tr><td>saliency</td><td align='right'>0.500</td><td align='right'>0.700</td><td></td></tr>" in html
     assert "in truth" not in html  # no method measured it
 
 
 ALL_MAPS = ["probability", "confidence", "superpixel confidence", "saliency", "saliency-sigmoid", "integrated gradients",
-            "gradcam encoder1_conv2", "attention attention0", "attention attention1"]
+            "gradcam", "attention attention0", "attention attention1"]
 
 
 def test_every_map_has_a_legend_and_a_short_distinct_layer_name():
@@ -82,6 +83,7 @@ def test_every_map_has_a_legend_and_a_short_distinct_layer_name():
     assert len(set(names)) == len(names)
     assert all(len(name) <= len("ISIC_0000013  (dice)") + 10 for name in names), names
     assert map_layer_name("ISIC_0000013", "attention attention1", "dice") == "ISIC_0000013 attn 1 (dice)"
+    assert map_layer_name("I", "gradcam", "dice") != map_layer_name("I", "gradcam decoder0_conv2", "dice")  # stack vs a stray layer
     for key, legend in LEGENDS.items():
         assert legend.meaning and legend.units and legend.title and 0 < len(legend.short) <= 10, key
     assert legend_for("gradcam decoder0_conv2") == (LEGENDS["gradcam"], "decoder0_conv2")

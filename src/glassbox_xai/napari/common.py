@@ -121,6 +121,10 @@ class JobWidget(Container):
         self._job = None
         self.result: dict | None = None
         self.native.setMaximumWidth(440)
+        if self.scrollable:  # the controls keep the dock's width (tables wrap) and sit at the top
+            controls = Container.native.fget(self)
+            controls.setMaximumWidth(440 - self.native.verticalScrollBar().sizeHint().width())
+            controls.layout().addStretch(1)
         for label in (self._status, self._info):
             label.native.setWordWrap(True)  # long tables and notes wrap instead of being cut at the dock's edge
         _widgets.setdefault(viewer, weakref.WeakSet()).add(self)

@@ -7,6 +7,7 @@ napari's colour bar on the canvas and a legend in the dock that follows the sele
 import napari
 import numpy as np
 from magicgui.widgets import ComboBox, Label, Select, create_widget
+from qtpy.QtWidgets import QSizePolicy
 
 from ..xai import METHODS
 from ..xai.legend import LEGENDS, method_label
@@ -40,10 +41,11 @@ class ExplainWidget(JobWidget):
                                 tooltip="The pixels whose score is explained: " + "; ".join(f"{k}: {v}" for k, v in TARGET_TIPS.items()))
         self._drawn = create_widget(annotation=napari.layers.Layer, label="drawn region", options={"nullable": True})
         self._drawn.tooltip = "The Labels or Shapes layer holding the region to explain"
-        self._legend = Label(label="legend", value=NO_LEGEND, tooltip="The colour scale and meaning of the selected map layer")
+        self._legend = Label(label="", value=NO_LEGEND, tooltip="The colour scale and meaning of the selected map layer")
         super().__init__(viewer, [self._image, self._truth, self._methods, self._target, self._drawn])
         self.insert(self.index(self._info), self._legend)
         self._legend.native.setWordWrap(True)
+        self._legend.native.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.MinimumExpanding)
         self._target.changed.connect(lambda value: setattr(self._drawn, "visible", value == "drawn region"))
         self._drawn.visible = False
         self._methods.native.setMaximumHeight(100)

@@ -73,9 +73,11 @@ def map_layer_name(image_name: str, map_name: str, variant: str) -> str:
     """A short layer name that fits napari's layer list: image, the map's short name, variant
     (the full title is in the layer's metadata and the legend)."""
     legend, layer = legend_for(map_name)
-    if layer is None or legend.stacked or not layer.startswith(legend.key):
+    if layer is None or not (legend.stacked or layer.startswith(legend.key)):
         return f"{image_name} {legend.short} ({variant})"
-    return f"{image_name} {legend.short} {layer[len(legend.key):].strip()} ({variant})"  # attention0 -> "attn 0"
+    if layer.startswith(legend.key):
+        return f"{image_name} {legend.short} {layer[len(legend.key):].strip()} ({variant})"  # attention0 -> "attn 0"
+    return f"{image_name} {legend.short} {layer} ({variant})"  # a layer outside the stack: its own layer
 
 
 def map_colormap(palette: str) -> dict:
@@ -157,22 +159,26 @@ def variant_color(name: str, index: int = 0) -> str:
 
 
 def faithfulness_html(numbers: dict[str, dict]) -> str:
-    """Faithfulness numbers as a narrow HTML table: one row per measure, one column per method."""
+    """Faithfulness numbers as a narrow HTML table: one row per method, one column per measure
+    (it grows downwards, not past the dock's edge, as methods are added)."""
     if not numbers:
         return f"<i>{DISCLAIMER}</i>"
-    measures = (("deletion_auc", "deletion ↓"), ("insertion_auc", "insertion ↑"), ("mass_inside_truth", "in truth"),
-                ("completeness_error", "IG error"))
-    short = {"saliency-sigmoid": "sal. σ", "saliency": "saliency", "ig": "IG"}
-    head = "".join(f"<th>{short.get(method, method)}</th>" for method in numbers)
+    measures = [(key, label) for key, label in (("deletion_auc", "deletion ↓"), ("insertion_auc", "insertion ↑"),
+                                                 ("mass_inside_truth", "in truth"), ("completeness_error", "IG error"))
+                if any(key in values for values in numbers.values())]
+    head = "".join(f"<th>{label}</th>" for _, label in measures)
     rows = "".join(
-        f"<tr><td>{label}</td>" + "".join(f"<td align='right'>{values[key]:.3f}</td>" if key in values else "<td></td>"
-                                         for values in numbers.values()) + "</tr>"
-        for key, label in measures if any(key in values for values in numbers.values())
+        f"<tr><td>{FAITHFULNESS_NAMES.get(method, method)}</td>"
+        + "".join(f"<td align='right'>{values[key]:.3f}</td>" if key in values else "<td></td>" for key, _ in measures) + "</tr>"
+        for method, values in numbers.items()
     )
     return (f"<table><tr><th></th>{head}</tr>{rows}</table><p>Deletion and insertion: areas under the curves "
             f"(lower deletion and higher insertion mean a more faithful map). In truth: share of attribution inside the "
             f"ground truth. IG error: integrated-gradients completeness error.</p><p><i>{DISCLAIMER}</i></p>")
 
+
+FAITHFULNESS_NAMES = {"saliency-sigmoid": "saliency σ", "ig": "IG", "gradcam": "Grad-CAM", "hirescam": "HiRes-CAM",
+                      "gradcam++": "Grad-CAM++", "scorecam": "Score-CAM"}
 
 
 def comparison_html(names: list[str], results: list[dict]) -> str:
