@@ -414,21 +414,25 @@ def _output_problem(path: Path, option: str) -> str | None:
     where a folder is needed), in words a person can act on; ``None`` if it can."""
     if path.is_dir():
         return f"{option} {path} is an existing folder; give a file name (e.g. {path / 'metrics.json'}) or another path"
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                return f"{option} {path}: {parent} exists and is a file, not a folder; choose another path"
-            break
+    blocker = _blocking_file(path.parent)
+    return f"{option} {path}: {blocker} exists and is a file, not a folder; choose another path" if blocker else None
+
+
+def _blocking_file(folder: Path) -> Path | None:
+    """The existing file (not a folder) at ``folder`` or above it that stops it being a folder."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
     return None
 
 
 def _make_output_folder(folder: Path, option: str) -> None:
     """Create an output folder, or say plainly why it cannot be one."""
-    if folder.exists() and not folder.is_dir():
+    blocker = _blocking_file(folder)
+    if blocker == folder:
         raise CommandError(f"{option} {folder} exists and is a file; {option} names a folder: choose another path")
-    problem = _output_problem(folder / "x", option)
-    if problem:
-        raise CommandError(problem.replace(f"{folder / 'x'}", str(folder), 1))
+    if blocker:
+        raise CommandError(f"{option} {folder}: {blocker} exists and is a file, not a folder; choose another path")
     folder.mkdir(parents=True, exist_ok=True)
 
 

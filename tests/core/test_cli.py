@@ -184,6 +184,8 @@ def test_output_folder_that_is_a_file_is_said_plainly(command, tiny_bundle, nati
     assert main([command, str(native_images[0]), "-o", str(blocker), "--model", str(tiny_bundle)]) == 2
     err = capsys.readouterr().err
     assert f"-o {blocker} exists and is a file; -o names a folder: choose another path" in err and "Errno" not in err
+    assert main([command, str(native_images[0]), "-o", str(blocker / "sub"), "--model", str(tiny_bundle)]) == 2
+    assert f"-o {blocker / 'sub'}: {blocker} exists and is a file, not a folder; choose another path" in capsys.readouterr().err
     assert blocker.read_bytes() == b"not a folder"
 
 
