@@ -38,7 +38,8 @@ def test_finetune_from_corrections_writes_a_child_bundle(tiny_bundle, tmp_path, 
     child, parent = load_bundle(bundle_dir), load_bundle(tiny_bundle)
     assert child.card.variant == "finetuned" and child.card.parent == parent.card.weights_sha256
     assert child.card.training_data["sha256"] == store.manifest()["sha256"]
-    assert child.card.training_data["n_images"] == 6 and child.card.training_data["n_original_mixed"] == 6  # no correction held out by default
+    # by default no correction is held out, and half as many original pairs are mixed in
+    assert child.card.training_data["n_images"] == 6 and child.card.training_data["n_original_mixed"] == 3
     assert child.card.weights_sha256 != parent.card.weights_sha256
     name = bundle_dir.parent.name
     assert f"registered as version {name}" in out
