@@ -147,3 +147,12 @@ def test_on_real_photographs_grad_cam_deletes_the_lesion_faster_than_a_random_or
         numbers = panel.faithfulness["gradcam"]
         gaps.append(numbers["random_deletion_auc"] - numbers["deletion_auc"])
     assert np.mean(gaps) >= 0.05, gaps
+
+
+def test_panel_sanity_runs_the_randomisation_check_for_every_method(tiny_bundle, native_images):
+    segmenter = Segmenter.from_bundle(tiny_bundle)
+    image = read_image(native_images[0])[::16, ::16]
+    panel = run_to_end(explain(segmenter, image, ATTRIBUTION_METHODS, "background", ig_steps=4, sanity=True))[-1]
+    for method in ATTRIBUTION_METHODS:
+        check = panel.faithfulness[method]["randomisation"]
+        assert -1.0 <= check["spearman"] <= 1.0 and check["passed"] == (abs(check["spearman"]) < 0.5), method

@@ -9,7 +9,7 @@ from typing import Generator
 
 import numpy as np
 
-from ..inference import Prediction, Progress, Segmenter
+from ..inference import Prediction, Progress, Segmenter, run_to_end
 from .base import Explainer
 from .confidence import confidence_maps
 from .faithfulness import Curves, deletion_insertion, faithfulness_numbers, mass_inside, randomisation_check
@@ -48,8 +48,8 @@ def explain(segmenter: Segmenter, image: np.ndarray, methods=METHODS, target="pr
     one for the last wide decoder layer (:func:`~.layer_pass.default_layer`); the three
     gradient CAMs share one forward and backward pass. Every method but confidence gets
     ROAD deletion and insertion areas and those of a random pixel order (the CAMs on
-    the default layer). With ``sanity``, saliency also gets the model-randomisation
-    check (one more gradient pass on a freshly initialised model of the same architecture).
+    the default layer). With ``sanity``, every one of them also gets the model-randomisation
+    check (its map again, on a freshly initialised model of the same architecture).
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -78,9 +78,6 @@ def explain(segmenter: Segmenter, image: np.ndarray, methods=METHODS, target="pr
             panel.maps[method] = result.map
             model_map = np.abs(result.gradient).max(axis=-1)
             panel.faithfulness[method] = _faithfulness(explainer, x, model_map, tgt, result.map, truth, random)
-            if sanity:
-                fixed = _native_target(target, prediction, truth)
-                panel.faithfulness[method]["randomisation"] = _randomised(segmenter, image, fixed, output)
         elif method == "ig":
             result = yield from integrated_gradients(explainer, image, target, truth, baseline, ig_steps)
             panel.maps["integrated gradients"] = result.map
@@ -109,6 +106,9 @@ def explain(segmenter: Segmenter, image: np.ndarray, methods=METHODS, target="pr
             panel.faithfulness[method] = {**_faithfulness(explainer, x, _at_input(result.model_map, x), tgt, result.map, truth, random),
                                           "layer": cam_layer, "channels": len(result.channels), "channels_total": result.channels_total,
                                           "budget_agreement": result.agreement}
+        if sanity and method in panel.faithfulness:
+            fixed = _native_target(target, prediction, truth)
+            panel.faithfulness[method]["randomisation"] = _randomised(segmenter, image, fixed, method, cam_layer, ig_steps, scorecam_budget)
         panel.seconds[method] = time.perf_counter() - started
     yield Progress(len(methods), len(methods), "done")
     return panel
@@ -151,14 +151,28 @@ def _native_target(target, prediction: Prediction, truth) -> np.ndarray:
     return {"prediction": prediction.mask, "background": ~prediction.mask, "truth": truth}[target]
 
 
-def _randomised(segmenter: Segmenter, image: np.ndarray, target: np.ndarray, output: str) -> dict:
+def _randomised(segmenter: Segmenter, image: np.ndarray, target: np.ndarray, method: str, cam_layer: str | None, ig_steps: int,
+                budget: int) -> dict:
+    """Spearman correlation of ``method``'s map on the model and on a freshly initialised one, and whether it passed."""
     from ..model.attention_unet import build_attention_unet
-    from .saliency import compute_saliency
 
     random_model = build_attention_unet(segmenter.bundle.config)
 
-    def method(model) -> np.ndarray:
-        return compute_saliency(Explainer(model, segmenter.threshold), image, target=target, output=output).map
+    def one_map(model) -> np.ndarray:
+        return _map_of(method, Explainer(model, segmenter.threshold), image, target, cam_layer, ig_steps, budget)
 
-    check = randomisation_check(method, segmenter.bundle.model, random_model)
+    check = randomisation_check(one_map, segmenter.bundle.model, random_model)
     return {"spearman": check.spearman, "passed": check.passed}
+
+
+def _map_of(method: str, explainer: Explainer, image: np.ndarray, target: np.ndarray, cam_layer: str | None, ig_steps: int,
+            budget: int) -> np.ndarray:
+    """The native-resolution map one attribution method gives (the CAMs on ``cam_layer``; IG from a black baseline)."""
+    if method in ("saliency", "saliency-sigmoid"):
+        output = "sigmoid" if method.endswith("sigmoid") else "logits"
+        return run_to_end(saliency(explainer, image, target, None, output))[-1].map
+    if method == "ig":
+        return run_to_end(integrated_gradients(explainer, image, target, None, "black", ig_steps))[-1].map
+    if method == "scorecam":
+        return run_to_end(scorecam(explainer, image, target, None, layer=cam_layer, budget=budget))[-1].map
+    return run_to_end(GRADIENT_CAMS[method](explainer, image, target, None, layers=[cam_layer]))[-1].maps[cam_layer]
