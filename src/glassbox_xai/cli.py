@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="pixels to explain (truth needs <stem>_segmentation.png beside the image)")
     explain.add_argument("--steps", type=int, default=32, help="integrated-gradients quadrature points (default 32)")
     explain.add_argument("--baseline", choices=("black", "blur"), default="black", help="integrated-gradients baseline")
-    explain.add_argument("--sanity", action="store_true", help="also run the model-randomisation check on saliency")
+    explain.add_argument("--sanity", action="store_true", help="also run the model-randomisation check for every attribution method")
     explain.add_argument("--maps", choices=("native", "working"), default="native",
                          help="size of the TIFF maps: the photograph's (default) or the working copy's (at most 1024 px a side; far smaller files)")
     _model_args(explain)
