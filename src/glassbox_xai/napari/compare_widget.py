@@ -73,6 +73,7 @@ class CompareWidget(JobWidget):
                 labeled._label_widget.visible = False
             html.native.setAlignment(Qt.AlignLeft | Qt.AlignTop)
             html.native.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
+        self._variants.native.setMaximumHeight(90)  # a short list: no empty box in the scrolling dock
         self._run_folder.clicked.connect(self.compare_folder)
         self._cases.changed.connect(self._on_case)
         self._folder_result: dict | None = None
