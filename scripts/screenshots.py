@@ -110,18 +110,20 @@ def main(argv: list[str] | None = None) -> int:
 
     dock, widget = use("Explain segmentation")
 
+    def show_map(map_name: str) -> None:
+        """Select a map in the layer list as a user would: the Explain widget shows it alone, with its legend."""
+        from glassbox_xai.napari.layers import map_layer_name
+
+        gt.visible = map_name == "integrated gradients"
+        viewer.layers.selection.active = viewer.layers[map_layer_name(args.image_id, map_name, widget.result["card"]["variant"])]
+
     def show_gradcam():
-        for other in viewer.layers:
-            other.visible = other.name in (args.image_id,) or "Grad-CAM" in other.name
+        show_map("gradcam")
         viewer.dims.set_current_step(0, 3)
 
     press(widget, "explain_gradcam.png", show_gradcam)
 
-    def show_ig():
-        for other in viewer.layers:
-            other.visible = other.name == args.image_id or "integrated gradients" in other.name or "ground truth" in other.name
-
-    show_ig()
+    show_map("integrated gradients")
     for _ in range(20):
         app.processEvents()
         time.sleep(0.05)
