@@ -267,7 +267,7 @@ class ReviewWidget(JobWidget):
         session = self.session
         if session is None or loaded.sample.id != session.current.id:
             return  # the user moved on while this image was read
-        self._refresh_list()
+        self._where.value = self._where.value.split("<br>reading")[0]
         self._reading, self._run.enabled = False, self._job is None
         if loaded.error:
             common.error(loaded.error)
