@@ -62,7 +62,7 @@ def sweep(segmenter, samples) -> dict[tuple[bool, bool, float], list]:
         batch = np.stack([to_model_input(im, size) for im in images])
         segmenter.tta = False
         plain = segmenter.model_logits(batch)
-        segmenter.tta = True
+        segmenter.tta = "flips"
         flipped = segmenter.model_logits(batch)
         for sample, image, logits_plain, logits_tta in zip(chunk, images, plain, flipped):
             truth = read_mask(sample.mask, expected_shape=image.shape[:2])

@@ -1,8 +1,8 @@
 """List a model's failures on dev_val and describe each, to sort them by cause (issue 11).
 
-``python -m training.failures --report training/reports/dice --variant dice`` reads the
-report's per-image CSV, takes the images below ``--below`` Dice (0.7), predicts them
-again with the model, and writes into the report folder:
+``python -m training.failures --per-image training/reports/dice/per_image.csv --variant dice``
+reads a report's per-image CSV, takes the images below ``--below`` Dice (0.7), predicts
+them again with the model, and writes into ``--out`` (``training/reports/failures``):
 
 - ``failures.png``: a review sheet, photograph with the expert (green) and predicted
   (magenta, dashed) outlines, one panel per failure, worst first;
@@ -47,7 +47,8 @@ def describe(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> dict[str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.failures", description=__doc__.splitlines()[0])
-    parser.add_argument("--report", type=Path, required=True, help="report folder with per_image.csv")
+    parser.add_argument("--per-image", type=Path, required=True, help="a report's per_image.csv")
+    parser.add_argument("--out", type=Path, default=Path("training/reports/failures"), help="where the sheet and table go")
     parser.add_argument("--variant", default="dice", help="installed variant that made the report (default dice)")
     parser.add_argument("--model", type=Path, help="or a bundle folder")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/isic2018_task1_512"))
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     from glassbox_xai.model.registry import resolve_bundle
     from glassbox_xai.report import overlay_sheet
 
-    with open(args.report / "per_image.csv", newline="") as handle:
+    args.out.mkdir(parents=True, exist_ok=True)
+    with open(args.per_image, newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if float(r["dice"]) < args.below]
     rows.sort(key=lambda r: float(r["dice"]))
     causes = {}
@@ -80,15 +82,15 @@ def main(argv: list[str] | None = None) -> int:
         pred = segmenter.predict(image).mask
         table.append({"id": row["id"], "dice": float(row["dice"]), **describe(image, truth, pred), "cause": causes.get(row["id"], "")})
         panels.append((image, truth, pred, f"{row['id']}  Dice {float(row['dice']):.3f}"))
-    overlay_sheet(panels, args.report / "failures.png", f"{len(rows)} dev_val images below Dice {args.below}")
-    with open(args.report / "failures.csv", "w", newline="") as handle:
+    overlay_sheet(panels, args.out / "failures.png", f"{len(rows)} dev_val images below Dice {args.below}")
+    with open(args.out / "failures.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(table[0]) if table else ["id"])
         writer.writeheader()
         writer.writerows(table)
     if causes:
         counts = {c: sum(1 for t in table if t["cause"] == c) for c in sorted({t["cause"] for t in table})}
         print("| cause | images |\n| --- | ---: |\n" + "\n".join(f"| {c} | {n} |" for c, n in counts.items()))
-    print(f"{len(rows)} failures written to {args.report / 'failures.png'} and failures.csv")
+    print(f"{len(rows)} failures written to {args.out / 'failures.png'} and failures.csv")
     return 0
 
 

@@ -122,7 +122,7 @@ class Segmenter:
         batch = np.asarray(batch, dtype=np.float32)
         if not self.tta:
             return np.asarray(self.bundle.model.predict_on_batch(batch), dtype=np.float32)[..., 0]
-        views = TTA_VIEWS[self.tta]
+        views = TTA_VIEWS[tta_mode(self.tta)]
         out = np.asarray(self.bundle.model.predict_on_batch(np.concatenate([_view(batch, v) for v in views])), dtype=np.float32)[..., 0]
         n = len(batch)
         return np.mean([_unview(out[i * n : (i + 1) * n], v) for i, v in enumerate(views)], axis=0)

@@ -1,6 +1,6 @@
 """Paint the artefacts that cause the model's failures onto training photographs.
 
-The dice model's failures on dev_val (``training/reports/dice/failures.png``) are mostly
+The dice model's failures on dev_val (``training/reports/failures/failures.png``) are mostly
 a lesion beside something dark, coloured or round that is not skin: purple ink rings
 and marks, coloured stickers, air bubbles, dense hair, a dermoscope's dark rim, rulers.
 This transform paints such things onto a training photograph *outside* the expert
