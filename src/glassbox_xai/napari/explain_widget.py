@@ -35,8 +35,10 @@ class ExplainWidget(JobWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         self._image, self._truth = common.layer_pickers()
-        self._methods = Select(label="methods", choices=[(method_label(m), m) for m in METHODS], value=list(METHODS),
-                               tooltip="The explanations to compute (Ctrl+click to pick several); each becomes a map layer")
+        self._methods = Select(label="methods", choices=[(method_label(m), m) for m in METHODS], value=[m for m in METHODS if m != "scorecam"],
+                               tooltip="The explanations to compute (Ctrl+click to pick several); each becomes a map layer. "
+                                       "Score-CAM is not ticked at first: it runs the model once per channel, several times "
+                                       "the cost of the rest")
         self._target = ComboBox(label="target", choices=TARGET_CHOICES, value="prediction",
                                 tooltip="The pixels whose score is explained: " + "; ".join(f"{k}: {v}" for k, v in TARGET_TIPS.items()))
         self._drawn = create_widget(annotation=napari.layers.Layer, label="drawn region", options={"nullable": True})
