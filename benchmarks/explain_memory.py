@@ -35,11 +35,12 @@ RESULTS = ROOT / "benchmarks" / "results" / "explain_memory.json"
 REFERENCE = """
 import sys
 from glassbox_xai.data.io import read_image
-from glassbox_xai.inference import Segmenter, run_to_end
+from glassbox_xai.inference import Segmenter
+from glassbox_xai.jobs import drive
 from glassbox_xai.model.registry import resolve_bundle
 from glassbox_xai.xai.panel import METHODS, explain
 segmenter = Segmenter.from_bundle(resolve_bundle(None, sys.argv[2] if len(sys.argv) > 2 else None))
-panel = run_to_end(explain(segmenter, read_image(sys.argv[1]), METHODS))[-1]
+panel = drive(explain(segmenter, read_image(sys.argv[1]), METHODS))
 print(len(panel.maps), "maps at", panel.prediction.shape)
 """
 

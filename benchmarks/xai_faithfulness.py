@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     from data_paths import ISIC_IMAGES, ISIC_MASKS, split_ids
 
     from glassbox_xai.data.io import read_image, read_mask
-    from glassbox_xai.inference import Segmenter, run_to_end
+    from glassbox_xai.inference import Segmenter
+    from glassbox_xai.jobs import drive
     from glassbox_xai.model.registry import resolve_bundle
     from glassbox_xai.xai.panel import explain
 
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     for image_id in split_ids("dev_val")[: args.n]:
         image = read_image(ISIC_IMAGES / f"{image_id}.jpg")
         truth = read_mask(ISIC_MASKS / f"{image_id}_segmentation.png") if args.target == "truth" else None
-        panel = run_to_end(explain(segmenter, image, METHODS, args.target, truth))[-1]
+        panel = drive(explain(segmenter, image, METHODS, args.target, truth))
         for method in METHODS:
             numbers = panel.faithfulness[method]
             rows[method].append([numbers[k] for k in keys])

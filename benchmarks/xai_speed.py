@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     from tf_keras_vis.scorecam import Scorecam
 
     from glassbox_xai.data.io import read_image
-    from glassbox_xai.inference import Segmenter, compute_device, run_to_end
+    from glassbox_xai.inference import Segmenter, compute_device
+    from glassbox_xai.jobs import drive
     from glassbox_xai.model.attention_unet import layers_by_stage
     from glassbox_xai.model.registry import resolve_bundle
     from glassbox_xai.xai.base import Explainer
@@ -181,9 +182,9 @@ def main(argv: list[str] | None = None) -> int:
 
     whole, panel = None, None
     if args.panel:
-        run_to_end(explain(segmenter, image, ig_steps=args.steps))  # warm-up
+        drive(explain(segmenter, image, ig_steps=args.steps))  # warm-up
         started = time.perf_counter()
-        panel = run_to_end(explain(segmenter, image, ig_steps=args.steps))[-1]
+        panel = drive(explain(segmenter, image, ig_steps=args.steps))
         whole = time.perf_counter() - started
 
     print(f"device: {compute_device()}; model {bundle} ({model.input_shape[1]} px); image {args.image.name} {image.shape[1]}x{image.shape[0]}; "

@@ -93,7 +93,8 @@ def choose(variant: str, table: dict[tuple[bool, bool, float], dict]) -> tuple[b
 def evaluate_run(run: Path, recipe, copy_to: Path | None, limit: int | None = None) -> dict:
     from glassbox_xai.data.io import read_image, read_mask
     from glassbox_xai.evaluation import evaluate_model
-    from glassbox_xai.inference import Segmenter, run_to_end
+    from glassbox_xai.inference import Segmenter
+    from glassbox_xai.jobs import drive
     from glassbox_xai.learn.fit import read_log
     from glassbox_xai.metrics import macro_average, scores
     from glassbox_xai.model.bundle import load_bundle
@@ -118,7 +119,10 @@ def evaluate_run(run: Path, recipe, copy_to: Path | None, limit: int | None = No
     (report_dir / "sweep.json").write_text(json.dumps([{"tta": k[0], "postprocess": k[1], "threshold": float(k[2]), **v} for k, v in table.items()], indent=1))
 
     segmenter = Segmenter(bundle, threshold=float(threshold), batch_size=16, tta=tta, postprocess=postprocess)
-    evaluation = run_to_end(evaluate_model(segmenter, samples))[-1]
+    failures: list = []
+    evaluation = drive(evaluate_model(segmenter, samples), on_item=failures.append)
+    for failure in failures:  # a dev_val image that could not be scored is named, not hidden
+        print(f"evaluate: skipped {failure.sample.image}: {failure.message}", file=sys.stderr)
     by_index = {i: s for i, s in enumerate(samples)}
 
     def load_panel(i: int):

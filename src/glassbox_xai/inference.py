@@ -211,17 +211,6 @@ def largest_component_filled(mask: np.ndarray) -> np.ndarray:
     return filled.astype(bool)
 
 
-def run_to_end(job: Generator, on_progress: Callable[[Progress], None] | None = None) -> list:
-    """Deprecated: use :func:`glassbox_xai.jobs.drive`, which returns the job's result
-    itself (``on_item`` receives anything else it yields), instead of this list of the
-    non-progress items followed by the return value (when not ``None``)."""
-    from .jobs import drive
-
-    items: list = []
-    result = drive(job, on_progress, on_item=items.append)
-    return items if result is None else [*items, result]
-
-
 def _prefetch(pool: ThreadPoolExecutor, fn: Callable[[T], object], items: list[T], ahead: int) -> Iterator:
     """``map(fn, items)`` on ``pool`` with at most ``ahead`` results in flight, in order."""
     pending: deque = deque()

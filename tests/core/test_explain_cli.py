@@ -105,7 +105,8 @@ def test_maps_of_a_large_photograph_match_those_computed_at_native_size(tiny_bun
     """The working copy changes the maps only by interpolation: compare with the panel
     computed on the full photograph (a real 3,872 x 2,592 ISIC image)."""
     from glassbox_xai.data.io import read_image
-    from glassbox_xai.inference import Segmenter, run_to_end
+    from glassbox_xai.inference import Segmenter
+    from glassbox_xai.jobs import drive
     from glassbox_xai.xai.explain_files import explain_bounded, resize_map
     from glassbox_xai.xai.panel import explain
 
@@ -114,8 +115,8 @@ def test_maps_of_a_large_photograph_match_those_computed_at_native_size(tiny_bun
     assert max(image.shape[:2]) > 2048
     segmenter = Segmenter.from_bundle(tiny_bundle)
     methods = ("confidence", "saliency", "gradcam")
-    full = run_to_end(explain(segmenter, image, methods))[-1]
-    small, bounded = run_to_end(explain_bounded(segmenter, image, methods))[-1]
+    full = drive(explain(segmenter, image, methods))
+    small, bounded = drive(explain_bounded(segmenter, image, methods))
     assert max(small.shape[:2]) == 1024 and set(bounded.maps) == set(full.maps)
     for name in ("confidence", "saliency", "gradcam output_logits"):
         ours = resize_map(name, bounded.maps[name], image.shape[:2])
@@ -130,13 +131,13 @@ def test_worker_explains_a_large_photograph_on_a_shrunk_copy(tiny_bundle, native
     """The napari worker's explain: maps come back at the size of image[::step, ::step]
     (never computed at full size), with a drawn target mask shrunk alongside."""
     from glassbox_xai.data.io import read_image
-    from glassbox_xai.inference import run_to_end
+    from glassbox_xai.jobs import drive
     from glassbox_xai.worker.server import MAX_MAP_SIDE, WorkerState, op_explain
 
     image = read_image(max(native_images, key=lambda p: p.stat().st_size))
     drawn = np.zeros(image.shape[:2], bool)
     drawn[image.shape[0] // 3 : image.shape[0] // 2, image.shape[1] // 3 : image.shape[1] // 2] = True
-    result = run_to_end(op_explain(WorkerState(), image, str(tiny_bundle), ("confidence", "saliency"), target=drawn))[-1]
+    result = drive(op_explain(WorkerState(), image, str(tiny_bundle), ("confidence", "saliency"), target=drawn))
     step = result["step"]
     assert step == int(np.ceil(max(image.shape[:2]) / MAX_MAP_SIDE)) > 1
     expected = image[::step, ::step].shape[:2]

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from glassbox_xai.data.io import read_image
-from glassbox_xai.inference import Segmenter, run_to_end
+from glassbox_xai.inference import Segmenter
+from glassbox_xai.jobs import drive
 from glassbox_xai.xai.base import Explainer
 from glassbox_xai.xai.faithfulness import deletion_insertion, faithfulness_numbers, linear_impute, ordering, randomisation_check
 from glassbox_xai.xai.panel import explain
@@ -78,7 +79,7 @@ def test_a_target_that_ignores_the_image_is_flagged_degenerate(image):
 def test_panel_reports_four_areas_per_method_and_flags_completeness(tiny_bundle, native_images):
     segmenter = Segmenter.from_bundle(tiny_bundle)
     image = read_image(native_images[0])[::8, ::8]
-    panel = run_to_end(explain(segmenter, image, ("confidence", *ATTRIBUTION_METHODS), "background", ig_steps=1))[-1]
+    panel = drive(explain(segmenter, image, ("confidence", *ATTRIBUTION_METHODS), "background", ig_steps=1))
     assert set(panel.faithfulness) == set(ATTRIBUTION_METHODS)
     for method, numbers in panel.faithfulness.items():
         assert all(0.0 <= numbers[k] <= 1.0 for k in KEYS), (method, numbers)
@@ -143,7 +144,7 @@ def test_on_real_photographs_grad_cam_deletes_the_lesion_faster_than_a_random_or
 
     gaps = []
     for image_id in val_ids[:5]:
-        panel = run_to_end(explain(shipped, read_image(ISIC_IMAGES / f"{image_id}.jpg"), ("gradcam",)))[-1]
+        panel = drive(explain(shipped, read_image(ISIC_IMAGES / f"{image_id}.jpg"), ("gradcam",)))
         numbers = panel.faithfulness["gradcam"]
         gaps.append(numbers["random_deletion_auc"] - numbers["deletion_auc"])
     assert np.mean(gaps) >= 0.05, gaps
@@ -152,7 +153,7 @@ def test_on_real_photographs_grad_cam_deletes_the_lesion_faster_than_a_random_or
 def test_panel_sanity_runs_the_randomisation_check_for_every_method(tiny_bundle, native_images):
     segmenter = Segmenter.from_bundle(tiny_bundle)
     image = read_image(native_images[0])[::16, ::16]
-    panel = run_to_end(explain(segmenter, image, ATTRIBUTION_METHODS, "background", ig_steps=4, sanity=True))[-1]
+    panel = drive(explain(segmenter, image, ATTRIBUTION_METHODS, "background", ig_steps=4, sanity=True))
     for method in ATTRIBUTION_METHODS:
         check = panel.faithfulness[method]["randomisation"]
         assert -1.0 <= check["spearman"] <= 1.0 and check["passed"] == (abs(check["spearman"]) < 0.5), method

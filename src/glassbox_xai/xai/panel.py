@@ -9,7 +9,8 @@ from typing import Generator
 
 import numpy as np
 
-from ..inference import Prediction, Progress, Segmenter, run_to_end
+from ..inference import Prediction, Progress, Segmenter
+from ..jobs import drive
 from .base import Explainer
 from .confidence import confidence_maps
 from .faithfulness import Curves, deletion_insertion, faithfulness_numbers, mass_inside, randomisation_check
@@ -170,9 +171,9 @@ def _map_of(method: str, explainer: Explainer, image: np.ndarray, target: np.nda
     """The native-resolution map one attribution method gives (the CAMs on ``cam_layer``; IG from a black baseline)."""
     if method in ("saliency", "saliency-sigmoid"):
         output = "sigmoid" if method.endswith("sigmoid") else "logits"
-        return run_to_end(saliency(explainer, image, target, None, output))[-1].map
+        return drive(saliency(explainer, image, target, None, output)).map
     if method == "ig":
-        return run_to_end(integrated_gradients(explainer, image, target, None, "black", ig_steps))[-1].map
+        return drive(integrated_gradients(explainer, image, target, None, "black", ig_steps)).map
     if method == "scorecam":
-        return run_to_end(scorecam(explainer, image, target, None, layer=cam_layer, budget=budget))[-1].map
-    return run_to_end(GRADIENT_CAMS[method](explainer, image, target, None, layers=[cam_layer]))[-1].maps[cam_layer]
+        return drive(scorecam(explainer, image, target, None, layer=cam_layer, budget=budget)).map
+    return drive(GRADIENT_CAMS[method](explainer, image, target, None, layers=[cam_layer])).maps[cam_layer]
