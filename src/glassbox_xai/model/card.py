@@ -48,7 +48,7 @@ class ModelCard:
         software: versions of Python and the libraries that wrote the bundle.
         weights_sha256 / config_sha256: sha256 of ``model.keras`` / ``config.json``.
         created: ISO 8601 UTC time the bundle was written.
-        inference: default inference options, ``{"tta": bool, "postprocess": bool}``
+        inference: default inference options, ``{"tta": bool or "flips" or "d4", "postprocess": bool, "refine": bool}``
             (see :class:`glassbox_xai.inference.Segmenter`).
     """
 
@@ -64,7 +64,7 @@ class ModelCard:
     config_sha256: str = ""
     created: str = ""
     notes: str = ""
-    inference: dict[str, bool] = field(default_factory=dict)
+    inference: dict[str, bool | str] = field(default_factory=dict)
     format: str = BUNDLE_FORMAT
 
     def __post_init__(self) -> None:

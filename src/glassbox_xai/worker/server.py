@@ -145,7 +145,7 @@ class WorkerState:
         if key not in self.segmenters:
             self.segmenters[key] = Segmenter.from_bundle(key)
         segmenter = self.segmenters[key]
-        base = Segmenter(segmenter.bundle, threshold=threshold, tta=segmenter.tta, postprocess=segmenter.postprocess)
+        base = Segmenter(segmenter.bundle, threshold=threshold, tta=segmenter.tta, postprocess=segmenter.postprocess, refine=segmenter.refine)
         self.device = base.device
         return base
 
