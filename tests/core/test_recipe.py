@@ -15,7 +15,10 @@ from glassbox_xai.learn.recipe import KEYS, Recipe, RecipeError, load_recipe
 from glassbox_xai.model.config import ModelConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
-SHIPPED = ["base", "dice", "balanced", "recall"]
+SHIPPED = ["base", "dice", "balanced", "recall"]  # recipe name == variant
+STAGES = ["dice1", "artefacts"]  # intermediate runs between base and the variants (issue 11)
+ALL = SHIPPED + STAGES
+PARENTS = {"base": None, "dice1": "base", "artefacts": "dice1", "dice": "artefacts", "balanced": "artefacts", "recall": "artefacts"}
 EXPECTED_LOSS = {
     "base": {"name": "bce_dice"},
     "dice": {"name": "dice"},
@@ -26,7 +29,7 @@ EXPECTED_LOSS = {
 
 @pytest.fixture(scope="module")
 def recipes() -> dict[str, Recipe]:
-    return {name: load_recipe(CONFIGS / f"{name}.yaml") for name in SHIPPED}
+    return {name: load_recipe(CONFIGS / f"{name}.yaml") for name in ALL}
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +40,8 @@ def base_raw() -> dict:
 # ------------------------------------------------------------ shipped recipes
 
 
-def test_exactly_the_four_recipes_ship():
-    assert sorted(p.stem for p in CONFIGS.glob("*.yaml")) == sorted(SHIPPED)
+def test_exactly_the_six_recipes_ship():
+    assert sorted(p.stem for p in CONFIGS.glob("*.yaml")) == sorted(ALL)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -55,15 +58,20 @@ def test_shipped_recipe_loads(recipes, name):
     assert {"horizontal_flip", "vertical_flip", "rotation", "zoom"} <= set(resolve(recipe.augment))
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", ALL)
 def test_parents(recipes, name):
-    assert recipes[name].parent == (None if name == "base" else "base")
+    assert recipes[name].parent == PARENTS[name]
+
+
+def test_the_artefacts_stage_paints_artefacts_and_the_variants_do_not(recipes):
+    assert resolve(recipes["artefacts"].augment)["artefacts"]["p"] == 0.5
+    assert all("artefacts" not in resolve(recipes[n].augment) for n in SHIPPED)
 
 
 def test_variants_share_the_base_model_and_split(recipes):
     base = recipes["base"]
     assert base.model == ModelConfig(input_size=128, base_filters=16, depth=4, dropout=0.1, normalization="batch")
-    for name in SHIPPED[1:]:
+    for name in ALL[1:]:
         assert recipes[name].model == base.model  # fine-tuned from base's weights: same architecture
         assert recipes[name].data == base.data
 
