@@ -1,0 +1,109 @@
+"""Single-photograph prediction speed against this machine's convolution ceiling (issue 11).
+
+``.venv/bin/python benchmarks/predict_speed.py [--variant dice] [--repeats 5]``
+
+1. The largest native photograph in ``../shared/data/native_samples`` (a JPEG of about
+   10 MP) to its mask PNG, with the model warm, broken into its steps: read, resize to
+   the model, model call, back to native size and threshold, write the PNG; for each
+   test-time augmentation mode and with guided refinement on and off.
+2. The model's forward pass against the machine's convolution throughput measured in
+   the same run: one large 3x3 convolution (the ceiling, GFLOP/s), and the model's
+   convolution GFLOP per image over its forward time at batch 1 and batch 16.
+Medians of ``--repeats`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def conv_ceiling(tf, repeats: int) -> float:
+    """GFLOP/s of one large 3x3, 64 -> 64 channel convolution on a 16 x 128 x 128 batch."""
+    x = tf.random.normal((16, 128, 128, 64))
+    k = tf.random.normal((3, 3, 64, 64))
+    conv = tf.function(lambda: tf.nn.conv2d(x, k, 1, "SAME"))
+    conv().numpy()
+    seconds = median_time(lambda: conv().numpy(), repeats)
+    return 2 * 16 * 128 * 128 * 9 * 64 * 64 / seconds / 1e9
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", default="dice")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/native_samples")
+    args = parser.parse_args(argv)
+
+    from glassbox_xai.tf_import import import_tensorflow
+
+    tf = import_tensorflow()
+    from glassbox_xai.data.io import read_image, write_mask
+    from glassbox_xai.data.resize import to_model_input
+    from glassbox_xai.inference import Segmenter
+    from glassbox_xai.model.registry import resolve_bundle
+    from training.levers import conv_gflops
+
+    photos = sorted(args.data.glob("ISIC_*[0-9].jpg"), key=lambda p: p.stat().st_size)
+    photo = photos[-1]
+    image = read_image(photo)
+    bundle_path = resolve_bundle(args.variant)
+    print(f"device: {Segmenter.from_bundle(bundle_path).device}; model {bundle_path.name}; photograph {photo.name} "
+          f"{image.shape[1]}x{image.shape[0]} ({image.shape[0] * image.shape[1] / 1e6:.1f} MP); median of {args.repeats}\n")
+    print("| tta | refine | read (s) | to model (s) | model (s) | native + threshold (s) | write PNG (s) | total (s) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "mask.png"
+        for tta in (False, "flips", "d4"):
+            for refine in (False, True):
+                seg = Segmenter.from_bundle(bundle_path, tta=tta, refine=refine)
+                seg.predict(image)  # warm
+                t_read = median_time(lambda: read_image(photo), args.repeats)
+                x = to_model_input(image, seg.input_size)[None]
+                t_in = median_time(lambda: to_model_input(image, seg.input_size), args.repeats)
+                t_model = median_time(lambda: seg.model_logits(x), args.repeats)
+                logits = seg.model_logits(x)[0]
+                t_native = median_time(lambda: seg._to_prediction(logits, image), args.repeats)
+                mask = seg._to_prediction(logits, image).mask
+                t_write = median_time(lambda: write_mask(out, mask), args.repeats)
+
+                def whole():
+                    im = read_image(photo)
+                    write_mask(out, seg.predict(im).mask)
+
+                t_total = median_time(whole, args.repeats)
+                print(f"| {tta or 'none'} | {'on' if refine else 'off'} | {t_read:.3f} | {t_in:.3f} | {t_model:.3f} | {t_native:.3f} | {t_write:.3f} | {t_total:.3f} |")
+
+    model = Segmenter.from_bundle(bundle_path, tta=False).bundle.model
+    gflop = conv_gflops(model)
+    ceiling = conv_ceiling(tf, args.repeats)
+    print(f"\nconvolution ceiling (one 3x3 64->64 convolution, 16x128x128): {ceiling:.1f} GFLOP/s")
+    for batch in (1, 16):
+        xb = np.random.default_rng(0).random((batch, 128, 128, 3), dtype=np.float32)
+        model.predict_on_batch(xb)
+        seconds = median_time(lambda: model.predict_on_batch(xb), args.repeats)
+        rate = gflop * batch / seconds
+        print(f"model forward, batch {batch}: {seconds * 1000:.1f} ms, {gflop:.2f} GFLOP/image, {rate:.1f} GFLOP/s = {100 * rate / ceiling:.0f}% of the ceiling")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
