@@ -90,7 +90,8 @@ LEGENDS: dict[str, MapLegend] = {legend.key: legend for legend in (
               "each SLIC superpixel (the original GlassBox confidence map); clear where it is skin.", "probability, 0-1",
               palette="teal"),
     MapLegend("saliency", "saliency", "saliency on logits", "|gradient| of the target region's mean logit with respect "
-              "to each pixel: where a small change of the photograph moves the score most.", "|d logit / d pixel|",
+              "to each pixel: where a small change of the photograph moves the score most. It fails the model-randomisation "
+              "check on the shipped model (it follows the photograph's edges as much as the weights).", "|d logit / d pixel|",
               scale="sequential"),
     MapLegend("saliency-sigmoid", "sal. σ", "saliency on sigmoid", "|gradient| of the target region's mean "
               "probability; small where the model is saturated (already sure).", "|d probability / d pixel|",
