@@ -55,13 +55,20 @@ def gradcam(explainer: Explainer, image: np.ndarray, target="prediction", truth=
             recorded: LayerPass | None = None) -> Generator[Progress, None, GradCAMResult]:
     """Grad-CAM of every convolution (or of ``layers``) for the target's score on the logits;
     ``recorded`` reuses a :func:`~.layer_pass.layer_pass` of the same image and target."""
-    yield Progress(0, 2, "Grad-CAM: forward and backward pass")
+    return (yield from layer_cam_job("Grad-CAM", cam, explainer, image, target, truth, layers, recorded))
+
+
+def layer_cam_job(label: str, reduce, explainer: Explainer, image: np.ndarray, target, truth, layers: list[str] | None,
+                  recorded: LayerPass | None) -> Generator[Progress, None, GradCAMResult]:
+    """The job shared by the gradient CAMs: one recorded forward and backward pass (or
+    ``recorded``), then ``reduce(activation, gradient)`` per layer, at the photograph's size."""
+    yield Progress(0, 2, f"{label}: forward and backward pass")
     if recorded is None:
         x = explainer.prepare(image)
         recorded = layer_pass(explainer, x, explainer.target(image.shape[:2], x, target, truth), layers)
-    yield Progress(1, 2, "Grad-CAM: maps")
-    result = cam_result(recorded, image.shape[:2], cam)
-    yield Progress(2, 2, "Grad-CAM: done")
+    yield Progress(1, 2, f"{label}: maps")
+    result = cam_result(recorded, image.shape[:2], reduce)
+    yield Progress(2, 2, f"{label}: done")
     return result
 
 

@@ -15,8 +15,8 @@ import numpy as np
 
 from ..jobs import Progress, drive
 from .base import Explainer
-from .gradcam import GradCAMResult, cam_result
-from .layer_pass import LayerPass, layer_pass
+from .gradcam import GradCAMResult, layer_cam_job
+from .layer_pass import LayerPass
 
 
 def gradcam_pp(activation: np.ndarray, gradient: np.ndarray) -> np.ndarray:
@@ -34,14 +34,7 @@ def gradcam_pp(activation: np.ndarray, gradient: np.ndarray) -> np.ndarray:
 def gradcam_plus(explainer: Explainer, image: np.ndarray, target="prediction", truth=None, layers: list[str] | None = None,
                  recorded: LayerPass | None = None) -> Generator[Progress, None, GradCAMResult]:
     """Grad-CAM++ of every convolution (or of ``layers``), each map divided by its maximum."""
-    yield Progress(0, 2, "Grad-CAM++: forward and backward pass")
-    if recorded is None:
-        x = explainer.prepare(image)
-        recorded = layer_pass(explainer, x, explainer.target(image.shape[:2], x, target, truth), layers)
-    yield Progress(1, 2, "Grad-CAM++: maps")
-    result = cam_result(recorded, image.shape[:2], gradcam_pp)
-    yield Progress(2, 2, "Grad-CAM++: done")
-    return result
+    return (yield from layer_cam_job("Grad-CAM++", gradcam_pp, explainer, image, target, truth, layers, recorded))
 
 
 def compute_gradcam_plus(explainer: Explainer, image: np.ndarray, **kwargs) -> GradCAMResult:

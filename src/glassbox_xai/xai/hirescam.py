@@ -17,8 +17,8 @@ import numpy as np
 
 from ..jobs import Progress, drive
 from .base import Explainer
-from .gradcam import GradCAMResult, cam_result
-from .layer_pass import LayerPass, layer_pass
+from .gradcam import GradCAMResult, layer_cam_job
+from .layer_pass import LayerPass
 
 
 def hires_cam(activation: np.ndarray, gradient: np.ndarray) -> np.ndarray:
@@ -30,14 +30,7 @@ def hirescam(explainer: Explainer, image: np.ndarray, target="prediction", truth
              recorded: LayerPass | None = None) -> Generator[Progress, None, GradCAMResult]:
     """HiRes-CAM of every convolution (or of ``layers``), each map divided by its maximum;
     ``recorded`` reuses a :func:`~.layer_pass.layer_pass` of the same image and target."""
-    yield Progress(0, 2, "HiRes-CAM: forward and backward pass")
-    if recorded is None:
-        x = explainer.prepare(image)
-        recorded = layer_pass(explainer, x, explainer.target(image.shape[:2], x, target, truth), layers)
-    yield Progress(1, 2, "HiRes-CAM: maps")
-    result = cam_result(recorded, image.shape[:2], hires_cam)
-    yield Progress(2, 2, "HiRes-CAM: done")
-    return result
+    return (yield from layer_cam_job("HiRes-CAM", hires_cam, explainer, image, target, truth, layers, recorded))
 
 
 def compute_hirescam(explainer: Explainer, image: np.ndarray, **kwargs) -> GradCAMResult:
