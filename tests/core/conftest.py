@@ -49,3 +49,25 @@ def tiny_bundle(tmp_path_factory, tiny_config) -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def linear():
+    """A one-layer model, logits = W . x + 0.1 per pixel: every attribution is known in closed form."""
+    import keras
+
+    from xai_truths import S, W
+
+    inputs = keras.Input((S, S, 3))
+    conv = keras.layers.Conv2D(1, 1, name="output_logits")
+    model = keras.Model(inputs, conv(inputs))
+    conv.set_weights([W.reshape(1, 1, 3, 1), np.array([0.1], np.float32)])
+    return model
+
+
+@pytest.fixture
+def image(rng) -> np.ndarray:
+    """A random S x S RGB photograph."""
+    from xai_truths import S
+
+    return rng.integers(0, 256, (S, S, 3), dtype=np.uint8)

@@ -15,23 +15,7 @@ from glassbox_xai.xai.gradcam import cam, compute_gradcam
 from glassbox_xai.xai.integrated_gradients import compute_integrated_gradients, gauss_legendre
 from glassbox_xai.xai.saliency import compute_saliency
 
-S = 32
-W = np.array([0.5, -1.0, 2.0], np.float32)
-
-
-@pytest.fixture(scope="module")
-def linear():
-    """logits = w . x + b per pixel: every attribution is known in closed form."""
-    inputs = keras.Input((S, S, 3))
-    conv = keras.layers.Conv2D(1, 1, name="output_logits")
-    model = keras.Model(inputs, conv(inputs))
-    conv.set_weights([W.reshape(1, 1, 3, 1), np.array([0.1], np.float32)])
-    return model
-
-
-@pytest.fixture
-def image(rng):
-    return rng.integers(0, 256, (S, S, 3), dtype=np.uint8)
+from xai_truths import S, W
 
 
 @pytest.fixture

@@ -18,12 +18,7 @@ from glassbox_xai.xai.saliency import compute_saliency
 from glassbox_xai.xai.scorecam import compute_scorecam, correlation, top_channels
 from glassbox_xai.xai.targets import ClassTarget
 
-S = 32
-
-
-@pytest.fixture
-def image(rng):
-    return rng.integers(0, 256, (S, S, 3), dtype=np.uint8)
+from xai_truths import S
 
 
 @pytest.fixture(scope="module")

@@ -14,24 +14,9 @@ from glassbox_xai.xai.base import Explainer
 from glassbox_xai.xai.faithfulness import deletion_insertion, faithfulness_numbers, linear_impute, ordering, randomisation_check
 from glassbox_xai.xai.panel import explain
 
-S = 32
-W = np.array([0.5, -1.0, 2.0], np.float32)
+from xai_truths import S, W
 ATTRIBUTION_METHODS = ("saliency", "saliency-sigmoid", "ig", "gradcam", "hirescam", "gradcam++", "scorecam")
 KEYS = ("deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc")
-
-
-@pytest.fixture(scope="module")
-def linear():
-    inputs = keras.Input((S, S, 3))
-    conv = keras.layers.Conv2D(1, 1, name="output_logits")
-    model = keras.Model(inputs, conv(inputs))
-    conv.set_weights([W.reshape(1, 1, 3, 1), np.array([0.1], np.float32)])
-    return model
-
-
-@pytest.fixture
-def image(rng):
-    return rng.integers(0, 256, (S, S, 3), dtype=np.uint8)
 
 
 def test_linear_imputation_restores_a_linear_ramp_and_fills_everything_with_the_mean():
