@@ -14,3 +14,17 @@ NATIVE = DATA / "native_samples"
 def split_ids(name: str) -> list[str]:
     """Ids of a development split file (``dev_train`` or ``dev_val``)."""
     return (ISIC / f"{name}.txt").read_text().split()
+
+
+def copy_dev_val(folder: Path, n: int, masks: bool = True) -> list[str]:
+    """Copy the first ``n`` dev_val photographs (and their expert masks) into ``folder``,
+    created if need be, so a test can work on real files without touching the data."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = split_ids("dev_val")[:n]
+    for image_id in ids:
+        shutil.copy(ISIC_IMAGES / f"{image_id}.jpg", folder)
+        if masks:
+            shutil.copy(ISIC_MASKS / f"{image_id}_segmentation.png", folder)
+    return ids

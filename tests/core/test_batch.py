@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_paths import ISIC_IMAGES, ISIC_MASKS, split_ids
+from data_paths import ISIC_IMAGES, ISIC_MASKS, split_ids, copy_dev_val
 from glassbox_xai.batch.inputs import InputError, Shard, collect
 from glassbox_xai.cli import main
 from glassbox_xai.data.io import read_image, read_mask
@@ -70,9 +70,7 @@ def test_bad_shard_names_what_is_expected(text):
 
 def test_list_files_take_relative_paths_comments_and_folders(tmp_path):
     folder = tmp_path / "photos"
-    folder.mkdir()
-    for image_id in split_ids("dev_val")[:2]:
-        shutil.copy(ISIC_IMAGES / f"{image_id}.jpg", folder)
+    copy_dev_val(folder, 2, masks=False)
     listing = tmp_path / "list.lst"
     listing.write_text(f"# the archive\nphotos\n\n{ISIC_IMAGES / split_ids('dev_val')[2]}.jpg\n")
     assert [s.id for s in collect([listing, folder])] == split_ids("dev_val")[:3]  # the folder twice counts once
@@ -137,9 +135,7 @@ def test_without_resume_existing_masks_are_refused(listing, plain_masks, shipped
 
 def test_an_unreadable_image_is_reported_and_the_run_goes_on(shipped, tmp_path, capsys):
     folder = tmp_path / "photos"
-    folder.mkdir()
-    for image_id in split_ids("dev_val")[:2]:
-        shutil.copy(ISIC_IMAGES / f"{image_id}.jpg", folder)
+    copy_dev_val(folder, 2, masks=False)
     (folder / "ISIC_9999999.jpg").write_bytes(b"not a jpeg")
     out = tmp_path / "out"
     assert main(["predict", str(folder), "-o", str(out), "--model", shipped, "--resume", "--failures", str(tmp_path / "bad.csv")]) == 1

@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
-from data_paths import ISIC_IMAGES, ISIC_MASKS
+from data_paths import copy_dev_val
 
 from glassbox_xai.comparison import PICK_KINDS, compare_variants
 from glassbox_xai.data.io import MaskError, read_image, read_mask
@@ -29,9 +29,7 @@ N_IMAGES = 4
 def folder(tmp_path_factory, val_ids):
     """Four real dev_val photographs with their masks beside them (a flat folder)."""
     out = tmp_path_factory.mktemp("compare_folder")
-    for image_id in val_ids[:N_IMAGES]:
-        shutil.copy(ISIC_IMAGES / f"{image_id}.jpg", out)
-        shutil.copy(ISIC_MASKS / f"{image_id}_segmentation.png", out)
+    copy_dev_val(out, N_IMAGES)
     return out
 
 

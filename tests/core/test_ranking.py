@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
-from data_paths import ISIC_IMAGES, split_ids
+from data_paths import copy_dev_val, split_ids
 from glassbox_xai.batch.resume import write_csv
 from glassbox_xai.hitl.ranking import HEADER, RankingError, ranking_rows, read_ranking
 from glassbox_xai.hitl.session import ReviewSession
@@ -16,11 +15,8 @@ from glassbox_xai.hitl.store import RetrainingSet
 @pytest.fixture
 def folder(tmp_path):
     """Three real dev_val photographs (part of a larger archive)."""
-    out = tmp_path / "photos"
-    out.mkdir()
-    for image_id in split_ids("dev_val")[:3]:
-        shutil.copy(ISIC_IMAGES / f"{image_id}.jpg", out)
-    return out
+    copy_dev_val(tmp_path / "photos", 3, masks=False)
+    return tmp_path / "photos"
 
 
 @pytest.fixture

@@ -33,15 +33,9 @@ def test_compare_outlines_and_metrics(make_napari_viewer, tiny_bundle, photo, mo
 
 def _masked_folder(tmp_path, n: int = 4):
     """``n`` real dev_val photographs with their masks beside them, copied into ``tmp_path``."""
-    import shutil
+    from data_paths import copy_dev_val
 
-    from data_paths import ISIC_IMAGES, ISIC_MASKS, split_ids
-
-    ids = split_ids("dev_val")[:n]
-    for image_id in ids:
-        shutil.copy(ISIC_IMAGES / f"{image_id}.jpg", tmp_path)
-        shutil.copy(ISIC_MASKS / f"{image_id}_segmentation.png", tmp_path)
-    return ids
+    return copy_dev_val(tmp_path, n)
 
 
 def _compare_widget(viewer, tiny_bundle):

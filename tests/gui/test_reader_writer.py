@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from data_paths import ISIC_IMAGES, ISIC_MASKS, split_ids
+from data_paths import ISIC_IMAGES, ISIC_MASKS, split_ids, copy_dev_val
 from glassbox_xai.data.io import read_mask
 from glassbox_xai.napari.io_hooks import get_reader
 
@@ -51,12 +51,8 @@ def test_labels_layer_saves_as_isic_mask(make_napari_viewer, tmp_path):
 def test_a_folder_opens_as_a_browsable_set_in_the_review_widget(make_napari_viewer, tiny_bundle, tmp_path, glassbox_home, errors, finish):
     from glassbox_xai.model import versions
 
-    ids = split_ids("dev_val")[:3]
     folder = tmp_path / "photos"
-    folder.mkdir()
-    for image_id in ids:
-        shutil.copy(ISIC_IMAGES / f"{image_id}.jpg", folder)
-        shutil.copy(ISIC_MASKS / f"{image_id}_segmentation.png", folder)
+    ids = copy_dev_val(folder, 3)
     (tmp_path / "empty").mkdir()
     assert get_reader(str(tmp_path / "empty")) is None  # a folder with no photographs is not ours to open
     shutil.copytree(tiny_bundle, tmp_path / "tiny-version" / "bundle")

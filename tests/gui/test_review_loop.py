@@ -5,13 +5,12 @@ fine-tune a new version and make it the active model."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 from app_model.types import KeyBinding
 
-from data_paths import ISIC_IMAGES, ISIC_MASKS, split_ids
+from data_paths import copy_dev_val
 from glassbox_xai.data.io import read_image, read_mask
 from glassbox_xai.model import versions
 from glassbox_xai.napari.common import BUNDLE_ON_DISK, worker_for
@@ -20,12 +19,8 @@ from glassbox_xai.napari.common import BUNDLE_ON_DISK, worker_for
 @pytest.fixture
 def folder(tmp_path):
     """Three real dev_val photographs with their expert masks (copied: the data is never changed)."""
-    out = tmp_path / "photos"
-    out.mkdir()
-    for image_id in split_ids("dev_val")[:3]:
-        shutil.copy(ISIC_IMAGES / f"{image_id}.jpg", out)
-        shutil.copy(ISIC_MASKS / f"{image_id}_segmentation.png", out)
-    return out
+    copy_dev_val(tmp_path / "photos", 3)
+    return tmp_path / "photos"
 
 
 def _review(viewer, tiny_bundle, set_dir):
