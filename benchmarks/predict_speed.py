@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                 t_in = median_time(lambda: to_model_input(image, seg.input_size), args.repeats)
                 t_model = median_time(lambda: seg.model_logits(x), args.repeats)
                 logits = seg.model_logits(x)[0]
-                t_native = median_time(lambda: seg._to_prediction(logits, image), args.repeats)
-                mask = seg._to_prediction(logits, image).mask
+                t_native = median_time(lambda: seg._to_prediction(logits, image.shape[:2], image), args.repeats)
+                mask = seg._to_prediction(logits, image.shape[:2], image).mask
                 t_write = median_time(lambda: write_mask(out, mask), args.repeats)
 
                 def whole():

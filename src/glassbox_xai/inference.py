@@ -115,7 +115,7 @@ class Segmenter:
         if not isinstance(image, np.ndarray):
             image = read_image(image)
         logits = self.model_logits(to_model_input(image, self.input_size)[None])[0]
-        return self._to_prediction(logits, image)
+        return self._to_prediction(logits, image.shape[:2], image)
 
     def model_logits(self, batch: np.ndarray) -> np.ndarray:
         """Logits at model resolution for a (N, size, size, 3) float batch in [0, 1]."""
@@ -141,22 +141,24 @@ class Segmenter:
             loaded = _prefetch(pool, self._load, samples, ahead=2 * self.batch_size)
             for chunk in _chunks(zip(samples, loaded), self.batch_size):
                 good = [(sample, item) for sample, item in chunk if not isinstance(item, Failure)]
-                logits = self.model_logits(np.stack([x for _, (_, x) in good])) if good else []
-                results = {id(sample): self._to_prediction(l, image) for (sample, (image, _)), l in zip(good, logits)}
+                logits = self.model_logits(np.stack([x for _, (_, _, x) in good])) if good else []
+                results = {id(sample): self._to_prediction(l, shape, guide) for (sample, (shape, guide, _)), l in zip(good, logits)}
                 for sample, item in chunk:
                     done += 1
                     yield item if isinstance(item, Failure) else (sample, results[id(sample)])
                     yield Progress(done, len(samples), sample.id)
 
-    def _load(self, sample: Sample) -> tuple[np.ndarray, np.ndarray] | Failure:
+    def _load(self, sample: Sample) -> tuple[tuple[int, int], np.ndarray | None, np.ndarray] | Failure:
+        """(native shape, the photograph when refinement needs it as a guide, model input):
+        without refinement the decoded photograph is not kept while batches fill."""
         try:
             image = read_image(sample.image)
         except ValueError as exc:  # ImageReadError: corrupt, unsupported or odd-shaped file
             return Failure(sample, str(exc))
-        return image, to_model_input(image, self.input_size)
+        return image.shape[:2], image if self.refine else None, to_model_input(image, self.input_size)
 
-    def _to_prediction(self, logits: np.ndarray, image: np.ndarray) -> Prediction:
-        native = to_native(logits, image.shape[:2])
+    def _to_prediction(self, logits: np.ndarray, shape: tuple[int, int], image: np.ndarray | None = None) -> Prediction:
+        native = to_native(logits, shape)
         probabilities = sigmoid(native)
         if self.refine:
             probabilities = guided_refine(probabilities, image, self.input_size)
