@@ -188,9 +188,11 @@ def finetune_round(parent: Path, store, out_dir: Path, settings, original: Path)
     from glassbox_xai.hitl.finetune import finetune
 
     def report(epoch: int, epochs: int, logs: dict) -> None:
+        if "batch" in logs:
+            return  # a progress report within the epoch
         say(f"  epoch {epoch}/{epochs}: loss {logs.get('loss', float('nan')):.4f}, val_dice {logs.get('val_dice', float('nan')):.4f}")
 
-    return finetune(parent, store, out_dir, settings, original=original, report=report)
+    return finetune(parent, store, out_dir, settings, original=original, report=report, register=False)
 
 
 def paired_change(child: dict[str, float], parent: dict[str, float]) -> tuple[float, float]:

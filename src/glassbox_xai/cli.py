@@ -276,7 +276,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     settings = FinetuneSettings(epochs=args.epochs, learning_rate=args.learning_rate, train_layers=args.train_layers, mix_ratio=args.mix_ratio,
                                 adapt_batchnorm=args.adapt_batchnorm, freeze_batchnorm=args.freeze_batchnorm, choose_threshold=args.choose_threshold)
     out = args.output or args.set_dir / "models"
-    report = lambda epoch, total, logs: print(f"epoch {epoch}/{total}: loss {logs.get('loss', float('nan')):.4f}, Dice on corrections {logs.get('val_dice', float('nan')):.4f}")  # noqa: E731
+
+    def report(epoch: int, total: int, logs: dict) -> None:
+        if "batch" not in logs:  # epoch ends only (batch reports drive the widget's progress bar)
+            print(f"epoch {epoch}/{total}: loss {logs.get('loss', float('nan')):.4f}, Dice on corrections {logs.get('val_dice', float('nan')):.4f}")
+
     bundle, summary = finetune(parent, args.set_dir, out, settings, original=args.mix_original, report=report, bundle_dir=args.bundle_out)
     threshold = f"threshold {summary['threshold']:.2f} (re-chosen on the corrections)" if summary["threshold"] is not None else "the parent's threshold"
     print(f"new model bundle: {bundle} (parent {parent}; {summary['n_corrections_trained']} corrections, {summary['n_original_mixed']} original pairs; {threshold})")
@@ -291,9 +295,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
         print(metric_table(rows))
         print(DISCLAIMER)
-    from .model import versions
-
-    name = versions.register(bundle)
+    name = summary["version"]  # registered by finetune itself
     print(f"registered as version {name}; make it the default of the napari widgets with: glassbox versions --activate {name}")
     print(f"use it with: glassbox predict ... --model {bundle}")
     return 0

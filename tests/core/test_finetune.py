@@ -186,3 +186,21 @@ def test_decoder_only_keeps_the_encoder(tiny_bundle, tmp_path, rng):
                if any(not np.array_equal(w, np.array(v)) for w, v in zip(ws, model.get_layer(name).weights))}
     assert changed and all(stage[name] != "encoder" for name in changed)
     assert any(stage[name] == "decoder" for name in changed)
+
+
+def test_finetune_registers_the_version_itself_and_reports_within_epochs(tiny_bundle, tmp_path):
+    from glassbox_xai.hitl.finetune import FinetuneSettings, finetune
+    from glassbox_xai.model import versions
+
+    pairs = _ph2_pairs(tmp_path / "clinic", PH2_IDS[:4])
+    reports = []
+    bundle, summary = finetune(tiny_bundle, pairs, tmp_path / "runs", FinetuneSettings(epochs=2, batch_size=2),
+                               report=lambda epoch, total, logs: reports.append((epoch, total, dict(logs))))
+    registered = versions.versions()
+    assert summary["version"] in registered and registered[summary["version"]]["path"] == str(bundle.resolve())
+    assert versions.label_for(bundle, "finetuned") == summary["version"]  # layers are named by the version
+    within = [(epoch, logs["batch"], logs["steps"]) for epoch, _, logs in reports if "batch" in logs]
+    assert within == [(1, 1, 2), (1, 2, 2), (2, 1, 2), (2, 2, 2)]  # 4 corrections in batches of 2: two steps per epoch
+    assert [(epoch, total) for epoch, total, logs in reports if "batch" not in logs] == [(1, 2), (2, 2)]
+    _, quiet = finetune(tiny_bundle, pairs, tmp_path / "runs2", FinetuneSettings(epochs=1), register=False)
+    assert quiet["version"] is None and list(versions.versions()) == [summary["version"]]  # simulations register nothing

@@ -11,7 +11,8 @@ import pytest
 from data_paths import ISIC_IMAGES, ISIC_MASKS, split_ids
 from glassbox_xai.data.io import MaskError, read_image, read_mask
 from glassbox_xai.data.layout import NoImagesError
-from glassbox_xai.hitl.session import ReviewSession
+from glassbox_xai.hitl.provenance import Provenance
+from glassbox_xai.hitl.session import ReviewSession, default_set_dir, last_set
 from glassbox_xai.hitl.store import RetrainingSet
 from glassbox_xai.model import versions
 from glassbox_xai.model.registry import NoTrainedModelError
@@ -34,7 +35,7 @@ def _accept_current(session: ReviewSession, grow: int = 0) -> dict:
     truth = read_mask(sample.mask) if sample.mask else np.zeros(read_image(sample.image).shape[:2], bool)
     corrected = truth.copy()
     corrected[:grow, :] = True
-    return session.accept(corrected, truth, {"variant": "dice", "threshold": 0.3, "weights_sha256": "abc"})
+    return session.accept(corrected, truth, Provenance(weights_sha256="abc", variant="dice", threshold=0.3))
 
 
 def test_session_walks_the_folder_and_resumes_where_it_stopped(folder, tmp_path):
@@ -76,13 +77,20 @@ def test_drafts_survive_and_are_cleared_on_accept(folder, tmp_path):
     predicted = np.zeros(shape, bool)
     edited = predicted.copy()
     edited[5:50, 5:50] = True
-    session.save_draft(sample.id, edited, predicted)
-    restored = ReviewSession(folder, session.store).draft(sample.id, shape)
+    made_by = Provenance(weights_sha256="f00d", variant="recall", bundle="/models/recall", label="recall", threshold=0.65)
+    session.save_draft(sample.id, edited, predicted, made_by)
+    reopened = ReviewSession(folder, session.store)
+    restored = reopened.draft(sample.id, shape)
     assert restored is not None and np.array_equal(restored[0], edited) and not restored[1].any()
+    assert reopened.provenance(sample.id, "draft") == made_by  # the model of the prediction, threshold included
     assert "draft" in session.label(sample.id)
     assert session.draft(sample.id, (7, 7)) is None  # a draft of another size is not forced on the image
-    session.accept(edited, predicted, {})
+    sidecar = reopened.accept(edited, predicted, reopened.provenance(sample.id, "draft"))
+    assert sidecar["model"] == {"weights_sha256": "f00d", "variant": "recall", "bundle": "/models/recall", "label": "recall"}
+    assert sidecar["threshold"] == 0.65  # a restored draft records its threshold, not null
+    assert reopened.provenance(sample.id, "corrected") == made_by  # read back from the sidecar
     assert session.draft(sample.id, shape) is None and not session.draft_path(sample.id).exists()
+    assert not list((session.review_dir / "drafts").iterdir())  # the draft's model record went with it
 
 
 def test_bad_inputs_say_what_was_expected(folder, tmp_path):
@@ -92,7 +100,7 @@ def test_bad_inputs_say_what_was_expected(folder, tmp_path):
         ReviewSession(empty, RetrainingSet(tmp_path / "set"))
     session = ReviewSession(folder, RetrainingSet(tmp_path / "set"))
     with pytest.raises(MaskError, match="expected the same size"):
-        session.accept(np.zeros((3, 3), bool), np.zeros((3, 3), bool), {})
+        session.accept(np.zeros((3, 3), bool), np.zeros((3, 3), bool), Provenance())
     with pytest.raises(IndexError, match="has 4 images"):
         session.go(9)
     session.state_path.write_text("{ not json")
@@ -130,3 +138,43 @@ def test_a_damaged_version_list_is_reported_and_never_overwritten(tiny_bundle, g
     with pytest.raises(BundleError, match="cannot read the model version list"):
         versions.register(tiny_bundle, name="mine")
     assert (glassbox_home / "versions.json").read_text() == "{ damaged"
+
+
+def test_a_draft_from_an_older_version_records_its_model_as_unknown(folder, tmp_path):
+    session = ReviewSession(folder, RetrainingSet(tmp_path / "set"))
+    sample = session.current
+    shape = read_image(sample.image).shape[:2]
+    session.save_draft(sample.id, np.ones(shape, bool), np.zeros(shape, bool))
+    (session.review_dir / "drafts" / f"{sample.id}_model.json").unlink()  # as drafts were kept before provenance
+    found = session.provenance(sample.id, "draft")
+    assert found == Provenance() and not found.known
+    sidecar = session.accept(np.ones(shape, bool), np.zeros(shape, bool), found)
+    assert sidecar["model"]["weights_sha256"] is None and sidecar["threshold"] is None  # unknown, never guessed
+
+
+def test_retraining_sets_are_keyed_by_the_folders_full_path(tmp_path, glassbox_home):
+    first, second = tmp_path / "clinic_a" / "photos", tmp_path / "clinic_b" / "photos"
+    for where in (first, second):
+        where.mkdir(parents=True)
+        shutil.copy(ISIC_IMAGES / f"{split_ids('dev_val')[0]}.jpg", where)
+    set_a, set_b = default_set_dir(first), default_set_dir(second)
+    assert set_a != set_b and set_a.name.startswith("photos-") and set_a.parent == glassbox_home / "retraining-sets"
+    assert default_set_dir(first) == set_a  # the same folder always finds its set again
+    session_a = ReviewSession(first, RetrainingSet(set_a))
+    session_a.go(0)
+    assert last_set() == set_a.resolve()
+    session_b = ReviewSession(second, RetrainingSet(set_b))
+    assert not session_b.resumed and last_set() == set_b.resolve()
+    assert ReviewSession(first, RetrainingSet(set_a)).resumed  # b did not reset a's session
+
+
+def test_a_set_named_by_the_folder_alone_is_still_found(tmp_path, glassbox_home):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(ISIC_IMAGES / f"{split_ids('dev_val')[0]}.jpg", folder)
+    legacy = glassbox_home / "retraining-sets" / "photos"
+    ReviewSession(folder, RetrainingSet(legacy))  # made before sets were keyed by full path
+    assert default_set_dir(folder) == legacy
+    other = tmp_path / "elsewhere" / "photos"
+    other.mkdir(parents=True)
+    assert default_set_dir(other) != legacy  # another folder of that name does not take it over

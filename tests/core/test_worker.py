@@ -153,8 +153,14 @@ def test_finetune_in_the_worker_reports_epochs_and_cancels_at_once(worker, tiny_
         mask[100:300, 150:350] = True
         store.save(path, mask.shape, mask, np.zeros_like(mask), {"annotator": "test"})
     progress, out = drain(worker.run("finetune", bundle=str(tiny_bundle), set_dir=str(store.root), epochs=2))
-    assert [p.message.split(":")[0] for p in progress if p.message.startswith("epoch")] == ["epoch 1/2", "epoch 2/2"]
+    epochs = [p.message.split(":")[0] for p in progress if p.message.startswith("epoch")]
+    within = [p.message for p in progress if "batch" in p.message]
+    assert epochs == ["epoch 1/2"] * 2 + ["epoch 2/2"] * 2 and within[0].startswith("epoch 1/2: batch 1/1")  # each batch, then the epoch's end
+    assert [p.done for p in progress] == sorted(p.done for p in progress)  # the bar never goes back
     assert out["epochs_run"] == 2 and (Path(out["bundle"]) / "card.json").is_file()
+    from glassbox_xai.model import versions
+
+    assert versions.versions()[out["version"]]["path"] == str(Path(out["bundle"]).resolve())  # registered by the core
     job = worker.run("finetune", bundle=str(tiny_bundle), set_dir=str(store.root), epochs=500)
     while not next(job).message.startswith("epoch"):
         pass

@@ -48,7 +48,8 @@ def test_labels_layer_saves_as_isic_mask(make_napari_viewer, tmp_path):
     assert set(np.unique(saved).tolist()) == {0, 255} and np.array_equal(saved > 0, data > 0)
 
 
-def test_a_folder_opens_as_a_browsable_set_in_the_review_widget(make_napari_viewer, tiny_bundle, tmp_path, glassbox_home, errors, finish):
+def test_a_folder_opens_as_a_browsable_set_in_the_review_widget(make_napari_viewer, tiny_bundle, tmp_path, errors, finish):
+    from glassbox_xai.hitl.session import default_set_dir
     from glassbox_xai.model import versions
 
     folder = tmp_path / "photos"
@@ -63,5 +64,5 @@ def test_a_folder_opens_as_a_browsable_set_in_the_review_widget(make_napari_view
     finish(widget)
     assert widget._model.value == "tiny-version" and "image 1 of 3" in widget._where.value
     assert [layer.name for layer in viewer.layers][:2] == [ids[0], f"{ids[0]} ground truth (outline)"]
-    assert f"{ids[0]} prediction (custom)" in viewer.layers
-    assert widget._set_dir.value == glassbox_home / "retraining-sets" / "photos" and not errors
+    assert f"{ids[0]} prediction (tiny-version)" in viewer.layers  # named by the version that made it
+    assert widget._set_dir.value == default_set_dir(folder) and widget._set_dir.value.name.startswith("photos-") and not errors

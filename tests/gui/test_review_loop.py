@@ -134,6 +134,51 @@ def test_finetune_from_the_plugin_and_switch_the_active_version(make_napari_view
     assert name in compare._variants.choices  # the new version can be compared with its parent
 
 
+def test_the_loop_closes_in_napari(make_napari_viewer, qtbot, tiny_bundle, folder, tmp_path, errors, finish):
+    """Review -> accept (the picker changed meanwhile) -> Fine-tune offers the review's set ->
+    Make active -> the next image is segmented by the new version, in layers named by it."""
+    from glassbox_xai.model.card import read_card
+
+    ids = sorted(p.stem for p in folder.glob("*.jpg"))
+    viewer = make_napari_viewer()
+    review = _review(viewer, tiny_bundle, tmp_path / "set")
+    review._annotator.value = "ana"
+    assert review.open_folder(folder)
+    finish(review)
+    labels = _prediction(viewer, ids[0])
+    labels.brush_size = 40
+    labels.paint((60, 60), 0 if labels.data[60, 60] else 1)
+    review._model.value = "dice"  # the picker changes after the prediction was made
+    review.accept()
+    finish(review)
+    sidecar = json.loads((tmp_path / "set" / "sidecars" / f"{ids[0]}.json").read_text())
+    tiny = read_card(tiny_bundle)
+    assert sidecar["model"]["weights_sha256"] == tiny.weights_sha256 and sidecar["model"]["variant"] == tiny.variant
+    assert sidecar["threshold"] == tiny.threshold  # the model that made the prediction, not the picker's
+    assert f"{ids[1]} prediction (dice)" in viewer.layers  # the next image used the picker's model
+
+    _, tune = viewer.window.add_plugin_dock_widget("glassbox-xai", "Fine-tune from corrections")
+    assert tune._set_dir.value == (tmp_path / "set").resolve()  # the review's set, offered without choosing it again
+    tune._epochs.value = 1
+    tune._model.value, tune._bundle.value = BUNDLE_ON_DISK, tiny_bundle
+    said, shown = [], tune._on_progress
+    tune._on_progress = lambda progress: (said.append(progress.message), shown(progress))  # what the status line shows
+    tune._run.clicked.emit()
+    finish(tune)
+    assert any("batch 1/" in line for line in said), said  # progress within the epoch, not only at its end
+    name = tune._active.value
+    assert name in versions.versions() and not errors
+    tune._activate.clicked.emit()  # Make active
+    assert versions.active() == name and review._model.value == name
+
+    review.next_image()
+    finish(review)
+    new = read_card(versions.bundle_for(name))
+    assert review.session.current.id == ids[2] and f"{ids[2]} prediction ({name})" in viewer.layers
+    assert review._provenance.weights_sha256 == new.weights_sha256 != tiny.weights_sha256
+    assert not errors
+
+
 def test_revisiting_an_accepted_image_shows_its_correction_in_the_same_layers(make_napari_viewer, qtbot, tiny_bundle, folder, tmp_path, errors, finish):
     ids = sorted(p.stem for p in folder.glob("*.jpg"))
     set_dir = tmp_path / "set"

@@ -11,7 +11,8 @@ Adaptation is a few cheap steps, each one a setting of :class:`FinetuneSettings`
 3. re-choose the probability threshold that maximises mean Dice on the corrections.
 
 The result is a new bundle whose card records its parent's weights hash, the
-training set's hash and the settings.
+training set's hash and the settings, registered as a model version here (the
+command line and the Fine-tune widget both get it registered from this one place).
 """
 
 from __future__ import annotations
@@ -245,11 +246,15 @@ def adapt(model, corrections: Arrays, original: Arrays | None, settings: Finetun
 
 def finetune(parent_bundle: str | Path, source: RetrainingSet | str | Path, out_dir: str | Path,
              settings: FinetuneSettings = FinetuneSettings(), original: str | Path | None = None, report=None, verbose: int = 0,
-             bundle_dir: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+             bundle_dir: str | Path | None = None, register: bool = True) -> tuple[Path, dict[str, Any]]:
     """Fine-tune ``parent_bundle`` on a retraining set or annotated folder (plus original pairs).
 
     The new bundle goes to ``bundle_dir`` when given, else ``<out_dir>/<variant>-finetuned-<time>/bundle``
-    (the fit's log and checkpoints beside it in ``run``). Returns the bundle folder and the summary.
+    (the fit's log and checkpoints beside it in ``run``). With ``register`` it is added to this
+    machine's model versions (``summary["version"]`` is its name; simulations pass ``False``).
+    ``report(epoch, epochs, logs)`` is called after each epoch, and within an epoch with
+    ``logs["batch"]`` and ``logs["steps"]`` (a long epoch is not a silence).
+    Returns the bundle folder and the summary.
 
     Raises:
         StoreError, NoImagesError: see :func:`training_samples`.
@@ -293,4 +298,9 @@ def finetune(parent_bundle: str | Path, source: RetrainingSet | str | Path, out_
     for layer in parent.model.layers:  # the child loads like any bundle, every layer trainable again
         layer.trainable = True
     save_bundle(parent.model, parent.config, card, bundle_dir)
+    summary["version"] = None
+    if register:
+        from ..model import versions
+
+        summary["version"] = versions.register(bundle_dir)
     return bundle_dir, summary

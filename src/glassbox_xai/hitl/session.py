@@ -12,6 +12,7 @@ Pure Python and numpy: no napari, no Qt, no TensorFlow.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from datetime import datetime, timezone
@@ -22,9 +23,41 @@ import numpy as np
 
 from ..data.io import MaskError, read_image, read_mask, write_mask
 from ..data.layout import Sample, discover
+from ..model import versions
+from .provenance import Provenance
 from .store import RetrainingSet, write_json
 
 SESSION_FILE = "session.json"
+LAST_SET_FILE = "last-retraining-set.json"
+
+
+def sets_home() -> Path:
+    """Where retraining sets go unless the user picks another place (this machine only)."""
+    return versions.home() / "retraining-sets"
+
+
+def default_set_dir(folder: str | Path) -> Path:
+    """The retraining set of ``folder``, keyed by its full path: two folders both called
+    ``photos`` get two sets (``photos-<hash>``). A set made before sets were keyed this way
+    (named by the folder's base name alone) is kept when its session belongs to ``folder``."""
+    folder = Path(folder).resolve()
+    legacy = sets_home() / folder.name
+    try:
+        if json.loads((legacy / "review" / SESSION_FILE).read_text()).get("folder") == str(folder):
+            return legacy
+    except (OSError, ValueError, AttributeError):
+        pass
+    return sets_home() / f"{folder.name}-{hashlib.sha256(str(folder).encode()).hexdigest()[:8]}"
+
+
+def last_set() -> Path | None:
+    """The retraining set of the most recently opened review (the Fine-tune widget offers it),
+    or ``None`` when there is none or it no longer exists."""
+    try:
+        path = Path(json.loads((versions.home() / LAST_SET_FILE).read_text())["set"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return path if (path / "review" / SESSION_FILE).is_file() else None
 
 
 class ReviewSession:
@@ -49,6 +82,15 @@ class ReviewSession:
         if ranking is not None and not (self.resumed and self.ordered_by == "uncertainty"):
             self.order_from_ranking(ranking)  # a resumed ranked session keeps its place
         self._save()
+        self._remember_set()
+
+    def _remember_set(self) -> None:
+        """Record this set as the last one reviewed (what fine-tuning offers next); best effort."""
+        try:
+            versions.home().mkdir(parents=True, exist_ok=True)
+            write_json(versions.home() / LAST_SET_FILE, {"set": str(self.store.root.resolve()), "folder": str(self.folder)})
+        except OSError:
+            pass  # only a convenience: the set itself is saved
 
     # -- where we are ---------------------------------------------------------
     @property
@@ -161,10 +203,24 @@ class ReviewSession:
     def draft_path(self, image_id: str) -> Path:
         return self.review_dir / "drafts" / f"{image_id}_draft.png"
 
-    def save_draft(self, image_id: str, mask: np.ndarray, predicted: np.ndarray) -> None:
-        """Keep unaccepted edits (and the prediction they started from) on disk."""
+    def save_draft(self, image_id: str, mask: np.ndarray, predicted: np.ndarray, provenance: Provenance | None = None) -> None:
+        """Keep unaccepted edits, the prediction they started from and the model that made it on disk."""
+        write_json(self._draft_provenance_path(image_id), (provenance or Provenance()).as_dict())
         write_mask(self.review_dir / "drafts" / f"{image_id}_predicted.png", predicted)
         write_mask(self.draft_path(image_id), mask)
+
+    def _draft_provenance_path(self, image_id: str) -> Path:
+        return self.review_dir / "drafts" / f"{image_id}_model.json"
+
+    def provenance(self, image_id: str, kind: str) -> Provenance:
+        """The model behind a ``"draft"`` or an accepted (``"corrected"``) mask of ``image_id``:
+        what the draft or the latest sidecar recorded (unknown fields ``None``)."""
+        try:
+            if kind == "draft":
+                return Provenance.from_dict(json.loads(self._draft_provenance_path(image_id).read_text()))
+            return Provenance.from_dict(self.store.sidecar(image_id))
+        except (OSError, ValueError, TypeError):
+            return Provenance()
 
     def draft(self, image_id: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
         """(edited mask, original prediction) of an unaccepted draft, or ``None``."""
@@ -189,21 +245,24 @@ class ReviewSession:
             return None
         return None
 
-    def accept(self, corrected: np.ndarray, predicted: np.ndarray, provenance: dict[str, Any],
+    def accept(self, corrected: np.ndarray, predicted: np.ndarray, provenance: Provenance,
                image_shape: tuple[int, int] | None = None) -> dict[str, Any]:
         """Save the current image's correction in the retraining set; return its sidecar.
 
-        ``image_shape`` is the photograph's (rows, cols), read from the file when not given.
+        ``provenance`` is the model that made ``predicted`` (from its worker result, or from
+        the draft or correction it was restored from). ``image_shape`` is the photograph's
+        (rows, cols), read from the file when not given.
 
         Raises:
             MaskError: a mask's size differs from the photograph's.
             StoreError: the save failed (disk full, unwritable); nothing is lost.
         """
         sample = self.current
-        provenance = {**provenance, "annotator": self.annotator, "seconds": round(self.seconds_on(sample.id), 1)}
+        provenance = {**provenance.as_dict(), "annotator": self.annotator, "seconds": round(self.seconds_on(sample.id), 1)}
         shape = tuple(image_shape) if image_shape is not None else read_image(sample.image).shape[:2]
         sidecar = self.store.save(sample.image, shape, corrected, predicted, provenance)
-        for path in (self.draft_path(sample.id), self.review_dir / "drafts" / f"{sample.id}_predicted.png"):
+        for path in (self.draft_path(sample.id), self.review_dir / "drafts" / f"{sample.id}_predicted.png",
+                     self._draft_provenance_path(sample.id)):
             path.unlink(missing_ok=True)
         self._save()
         return sidecar

@@ -106,8 +106,9 @@ class RetrainingSet:
              provenance: dict[str, Any]) -> dict[str, Any]:
         """Save one correction as the image's next version; return its sidecar once it is durable.
 
-        ``provenance`` carries the model bundle's ``weights_sha256`` and ``variant``,
-        the ``threshold``, the ``annotator`` and ``seconds`` spent editing.
+        ``provenance`` carries the model that made the prediction (see
+        :class:`~glassbox_xai.hitl.provenance.Provenance`: ``weights_sha256``, ``variant``,
+        ``bundle``, ``label``, ``threshold``), the ``annotator`` and ``seconds`` spent editing.
 
         Raises:
             MaskError: a mask's size differs from the photograph's.
@@ -131,7 +132,7 @@ class RetrainingSet:
                     "mask": f"{folder}/{MASK}",
                     "prediction": f"{folder}/{PREDICTION}",
                     "shape": list(image_shape),
-                    "model": {k: provenance.get(k) for k in ("weights_sha256", "variant", "bundle")},
+                    "model": {k: provenance.get(k) for k in ("weights_sha256", "variant", "bundle", "label")},
                     "threshold": provenance.get("threshold"),
                     "annotator": provenance.get("annotator", ""),
                     "saved": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),

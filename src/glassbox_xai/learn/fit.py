@@ -76,11 +76,21 @@ class ValidationDice(keras.callbacks.Callback):
 
 
 class ProgressCallback(keras.callbacks.Callback):
-    """Reports (epoch, epochs, logs) to a plain callable after each epoch."""
+    """Reports (epoch, epochs, logs) to a plain callable after each epoch, and within an epoch
+    after each batch with ``logs["batch"]`` (batches done) and ``logs["steps"]`` (per epoch)
+    added, ``epoch`` then being the epoch under way."""
 
-    def __init__(self, report: Callable[[int, int, dict], None], epochs: int):
+    def __init__(self, report: Callable[[int, int, dict], None], epochs: int, steps: int | None = None):
         super().__init__()
-        self.report, self.epochs = report, epochs
+        self.report, self.epochs, self.steps = report, epochs, steps
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.steps:
+            self.report(self._epoch + 1, self.epochs, {**dict(logs or {}), "batch": batch + 1, "steps": self.steps})
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.report(epoch + 1, self.epochs, dict(logs or {}))
@@ -130,7 +140,7 @@ def fit(
         keras.callbacks.BackupAndRestore(run_dir / "backup", delete_checkpoint=False),
     ]
     if report is not None:
-        callbacks.append(ProgressCallback(report, config.epochs))
+        callbacks.append(ProgressCallback(report, config.epochs, steps))
     (run_dir / "fit_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     if start_epoch:
         log.info("resuming %s after %d finished epoch(s)", run_dir, start_epoch)

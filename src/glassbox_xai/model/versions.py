@@ -71,6 +71,16 @@ def register(bundle: str | Path, name: str | None = None) -> str:
     return name
 
 
+def label_for(bundle: str | Path, variant: str) -> str:
+    """What layers and tables call a model: a registered version's name (two versions of one
+    variant must not share layer names), else the card's variant (``dice``, ``custom``...)."""
+    where = str(Path(bundle).resolve())
+    for name, entry in versions().items():
+        if entry["path"] == where:
+            return name
+    return variant
+
+
 def model_names() -> list[str]:
     """Shipped variants, then registered versions (oldest first)."""
     installed = installed_bundles()

@@ -8,6 +8,7 @@ import napari
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, create_widget
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
+from psygnal import Signal
 from qtpy.QtCore import QEvent, QObject
 
 from ..device_probe import likely_device
@@ -18,7 +19,26 @@ from ..worker.client import JobCancelled, ModelWorker, WorkerError
 
 BUNDLE_ON_DISK = "bundle on disk…"
 _workers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_widgets: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+class ModelEvents:
+    """What every GlassBox widget listens to, instead of writing into each other."""
+
+    active_changed = Signal(str)  # the name of the model that became active
+
+
+model_events = ModelEvents()
+
+
+def make_active(name: str) -> None:
+    """Make ``name`` the active model (a shipped variant or a registered version) and tell every
+    GlassBox widget, whose model pickers follow it.
+
+    Raises:
+        NoTrainedModelError: no model of that name; BundleError: the version list cannot be written.
+    """
+    versions.set_active(name)
+    model_events.active_changed.emit(name)
 
 
 def error(message) -> None:
@@ -40,11 +60,6 @@ def layer_pickers():
     image.tooltip = "The dermoscopy photograph (an image layer) the model runs on"
     truth.tooltip = "Optional: the expert's lesion mask (a Labels layer of the same size), to score the result"
     return image, truth
-
-
-def job_widgets(viewer) -> list["JobWidget"]:
-    """The GlassBox widgets open in ``viewer``."""
-    return list(_widgets.get(viewer, ()))
 
 
 def model_choices(_widget=None) -> list[str]:
@@ -127,7 +142,17 @@ class JobWidget(Container):
             controls.layout().addStretch(1)
         for label in (self._status, self._info):
             label.native.setWordWrap(True)  # long tables and notes wrap instead of being cut at the dock's edge
-        _widgets.setdefault(viewer, weakref.WeakSet()).add(self)
+        model_events.active_changed.connect(self._follow_active)  # held weakly: a closed widget drops out
+
+    def _follow_active(self, name: str) -> None:
+        """Another widget made ``name`` the active model: list it, and run with it from now on."""
+        try:
+            self.reset_choices()
+            if self._uses_picker and name in self._model.choices:
+                self._model.value = name
+        except RuntimeError as exc:  # the dock was closed and its Qt widgets deleted
+            if "deleted" not in str(exc):
+                raise
 
     @property
     def native(self):

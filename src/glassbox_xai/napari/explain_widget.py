@@ -13,7 +13,7 @@ from ..xai import METHODS
 from ..xai.legend import LEGENDS, method_label
 from . import common
 from .common import JobWidget
-from .layers import TARGET_CHOICES, faithfulness_html, legend_html, map_layer_name, map_metadata, map_style, stack_layers, stacked_families
+from .layers import TARGET_CHOICES, faithfulness_html, legend_html, map_layer_name, map_metadata, map_style, model_label, stack_layers, stacked_families
 from .segment_widget import checked_inputs
 
 EXPLANATIONS = frozenset(LEGENDS) - {"probability"}  # the maps this widget makes and shows one at a time
@@ -85,7 +85,7 @@ class ExplainWidget(JobWidget):
         return mask
 
     def show_result(self, layer, result: dict) -> None:
-        variant = result["card"]["variant"]
+        variant = model_label(result)
         step = result["step"]
         scale = tuple(s * step for s in layer.scale[-2:])
         align = {"scale": scale, "translate": tuple(layer.translate[-2:])}

@@ -1,6 +1,10 @@
 """The Fine-tune dock widget: train a new model version on a retraining set in the
 worker process, compare it with its parent on a held-out folder, and choose the
-active model (older versions stay available)."""
+active model (older versions stay available).
+
+It offers the retraining set of the last review by default, starts from the measured
+defaults of :class:`~glassbox_xai.hitl.finetune.FinetuneSettings`, and the core
+registers the new version (this widget only lists it)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import napari
 from magicgui.widgets import ComboBox, FileEdit, Label, PushButton, SpinBox
 from napari.utils.notifications import show_info
 
+from ..hitl.finetune import FinetuneSettings
+from ..hitl.session import last_set
 from ..model import versions
 from ..model.card import BundleError
 from ..model.registry import NoTrainedModelError
@@ -26,8 +32,9 @@ class FinetuneWidget(JobWidget):
     def __init__(self, viewer: napari.viewer.Viewer):
         self._set_dir = FileEdit(label="retraining set", mode="d",
                                  tooltip="The folder the Review widget saves accepted corrections into")
-        self._epochs = SpinBox(label="epochs", min=1, max=200, value=5,
-                               tooltip="Passes over the corrections (and the original pairs mixed in with them)")
+        self._epochs = SpinBox(label="epochs", min=1, max=200, value=FinetuneSettings().epochs,
+                               tooltip="Passes over the corrections (and the original pairs mixed in with them); "
+                                       "the default was measured on another clinic's images (PH2)")
         self._original = FileEdit(label="originals (opt.)", mode="d",
                                   tooltip="Optional: a folder of original training images with masks, mixed in so "
                                           "the model does not forget what it knew")
@@ -43,12 +50,24 @@ class FinetuneWidget(JobWidget):
             self.insert(len(self) - 1, widget)
         self._activate.clicked.connect(lambda: self.make_active(self._active.value))
         self._show_active()
+        self.offer_last_set()
+
+    def offer_last_set(self) -> None:
+        """Fill in the retraining set of the last review, unless the user chose one."""
+        found = last_set()
+        if found is not None and self._chosen(self._set_dir) is None:
+            self._set_dir.value = found
+
+    def reset_choices(self, *args) -> None:  # napari calls this when the dock is shown and layers change
+        super().reset_choices(*args)
+        self.offer_last_set()
 
     @staticmethod
     def _chosen(edit: FileEdit) -> str | None:
         return None if str(edit.value) in ("", ".") else str(edit.value)
 
     def request(self):
+        self.offer_last_set()
         set_dir = self._chosen(self._set_dir)
         if set_dir is None:
             raise ValueError("choose the retraining set folder (the one the Review widget saves corrections into)")
@@ -56,11 +75,7 @@ class FinetuneWidget(JobWidget):
                       "held_out": self._chosen(self._held_out)}
 
     def show_result(self, _context, result: dict) -> None:
-        try:
-            name = versions.register(result["bundle"])
-        except (BundleError, OSError, ValueError) as exc:
-            common.error(f"the new model is at {result['bundle']} but could not be listed as a version: {exc}")
-            return
+        name = result["version"]  # registered by the core when it was saved
         self._active.reset_choices()
         self._active.value = name
         self._status.value = f"new version ready ({result['epochs_run']} epoch(s))"
@@ -70,14 +85,10 @@ class FinetuneWidget(JobWidget):
     def make_active(self, name: str) -> None:
         """Make ``name`` the model every GlassBox widget of this viewer uses by default."""
         try:
-            versions.set_active(name)
+            common.make_active(name)  # every widget's model picker follows
         except (NoTrainedModelError, BundleError, OSError) as exc:
             common.error(exc)
             return
-        for widget in common.job_widgets(self._viewer):
-            if widget._uses_picker:
-                widget._model.reset_choices()
-                widget._model.value = name
         self._show_active()
         show_info(f"GlassBox: {name} is now the active model")
 

@@ -22,6 +22,13 @@ TABLE = (("dice", "Dice"), ("jaccard", "IoU (Jaccard)"), ("threshold_jaccard", "
          ("sensitivity", "recall (sensitivity)"), ("specificity", "specificity"), ("accuracy", "pixel accuracy"), ("f1", "F1"))
 
 
+def model_label(result: dict) -> str:
+    """What a result's layers are named by: a fine-tuned version's name (two versions of one
+    variant keep separate layers), else the model's variant."""
+    card = result["card"]
+    return card.get("label") or card["variant"]
+
+
 def prediction_name(image_name: str, variant: str) -> str:
     return f"{image_name} prediction ({variant})"
 

@@ -20,10 +20,9 @@ from napari.utils.notifications import show_info
 
 from ..data.io import ImageReadError, read_image, read_mask
 from ..data.layout import NoImagesError, Sample
-from ..hitl.session import ReviewSession
+from ..hitl.provenance import Provenance
+from ..hitl.session import ReviewSession, default_set_dir
 from ..hitl.store import RetrainingSet, StoreError
-from ..model import versions
-from ..model.card import BundleError, read_card
 from . import common
 from .common import JobWidget
 from .io_hooks import truth_outline
@@ -33,18 +32,14 @@ SHORTCUTS = {"Shift-Enter": "accept", "Shift-Right": "next_image", "Shift-Left":
 DRAFT_DELAY_MS = 1500
 
 
-def default_set_dir(folder: str | Path) -> Path:
-    """Where corrections of ``folder`` go unless the user picks another place (this machine only)."""
-    return versions.home() / "retraining-sets" / Path(folder).resolve().name
-
-
 @dataclass
 class Loaded:
     """One image of the review as read from disk, off the GUI thread.
 
     ``kind`` says what ``mask`` is: ``"draft"`` (unaccepted edits), ``"corrected"`` (the
     accepted correction in the retraining set) or ``""`` (nothing yet: segment it).
-    ``truth`` is the ground truth's outline, drawn over the photograph.
+    ``truth`` is the ground truth's outline, drawn over the photograph; ``provenance`` the
+    model that made the draft's or correction's prediction, as recorded with it.
     """
 
     sample: Sample
@@ -53,6 +48,7 @@ class Loaded:
     mask: np.ndarray | None = None
     predicted: np.ndarray | None = None
     kind: str = ""
+    provenance: Provenance = Provenance()
     error: str = ""
     truth_error: str = ""
 
@@ -73,6 +69,7 @@ def load_sample(session: ReviewSession, sample: Sample) -> Loaded:
     for kind, found in (("draft", session.draft(sample.id, image.shape[:2])), ("corrected", session.saved(sample.id, image.shape[:2]))):
         if found is not None:
             (loaded.mask, loaded.predicted), loaded.kind = found, kind
+            loaded.provenance = session.provenance(sample.id, kind)
             break
     return loaded
 
@@ -116,8 +113,7 @@ class ReviewWidget(JobWidget):
         self.session: ReviewSession | None = None
         self._predicted: np.ndarray | None = None  # the model's mask of the current image, as segmented
         self._saved: np.ndarray | None = None  # the accepted correction of the current image, when it has one
-        self._variant = ""
-        self._threshold: float | None = None
+        self._provenance = Provenance()  # the model that made the current prediction, as its result said
         self._layers: dict = {}  # "image", "truth", "labels": the same layer objects for the whole review
         self._shown_id: str | None = None  # the image whose data the layers hold
         self._reading = False  # an image is being read: nothing to segment again yet
@@ -279,7 +275,7 @@ class ReviewWidget(JobWidget):
         if loaded.kind:
             self._predicted = loaded.predicted
             self._saved = loaded.mask if loaded.kind == "corrected" else None
-            self._variant, self._threshold = loaded.kind, None  # the sidecar then records the model from the picker
+            self._provenance = loaded.provenance  # recorded with the draft or correction: not the picker's model
             self._put_labels(loaded.mask, loaded.kind)
             what = "your unsaved edits" if loaded.kind == "draft" else "the accepted correction"
             show_info(f"GlassBox: showing {what} of {loaded.sample.id}")
@@ -375,8 +371,8 @@ class ReviewWidget(JobWidget):
             return  # the user moved on while this image was segmented
         self._predicted = result["mask"].astype(bool)
         self._saved = None
-        self._variant, self._threshold = result["card"]["variant"], result["threshold"]
-        self._put_labels(self._predicted, self._variant)
+        self._provenance = Provenance.of_result(result)
+        self._put_labels(self._predicted, self._provenance.label or self._provenance.variant)
 
     def _on_finished(self) -> None:
         super()._on_finished()
@@ -416,7 +412,7 @@ class ReviewWidget(JobWidget):
         if np.array_equal(edited, shown_as) and not self.session.draft_path(image_id).is_file():
             return
         try:
-            self.session.save_draft(image_id, edited, self._predicted)
+            self.session.save_draft(image_id, edited, self._predicted, self._provenance)
         except OSError as exc:
             common.error(f"could not keep your edits of {image_id} as a draft: {exc}")
 
@@ -436,16 +432,9 @@ class ReviewWidget(JobWidget):
             show_info(f"GlassBox: {self.session.current.id} is unchanged; its accepted correction is kept as it is")
             self.next_image()
             return
-        provenance = {"variant": self._variant, "threshold": self._threshold}
-        try:
-            bundle = self.bundle_path()
-            card = read_card(bundle)
-            provenance.update({"weights_sha256": card.weights_sha256, "bundle": str(bundle), "variant": card.variant})
-        except (ValueError, BundleError, LookupError):
-            pass  # the provenance records what is known; the save itself must not fail on it
         try:
             image = self._layers["image"].data
-            sidecar = self.session.accept(corrected, self._predicted, provenance, image_shape=image.shape[:2])
+            sidecar = self.session.accept(corrected, self._predicted, self._provenance, image_shape=image.shape[:2])
         except (StoreError, ValueError) as exc:
             common.error(exc)
             return

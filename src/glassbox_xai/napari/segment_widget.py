@@ -11,7 +11,7 @@ from ..model.card import BundleError, ModelCard, read_card
 from ..model.registry import NoTrainedModelError
 from . import common
 from .common import BUNDLE_ON_DISK, JobWidget, worker_for  # noqa: F401  (re-exported for tests and scripts)
-from .layers import image_for_model, map_metadata, map_style, metrics_html, prediction_name, probability_name, truth_for_image, variant_color
+from .layers import image_for_model, map_metadata, map_style, metrics_html, model_label, prediction_name, probability_name, truth_for_image, variant_color
 from .preprocess import PreprocessPanel
 
 
@@ -158,7 +158,7 @@ class SegmentWidget(JobWidget):
         return self._image.value, {"image": rgb, "threshold": self.threshold(), "truth": truth}
 
     def show_result(self, layer, result: dict) -> None:
-        apply_result(self._viewer, layer, result, result["card"]["variant"])
+        apply_result(self._viewer, layer, result, model_label(result))
         self._status.value += f", threshold {result['threshold']:.2f}"
         self._metrics.value = metrics_html(result["metrics"], result["confusion"]) if "metrics" in result else f"<i>{DISCLAIMER}</i>"
 

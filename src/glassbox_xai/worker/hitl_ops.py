@@ -23,36 +23,48 @@ def op_rank(state, bundle: str, folder: str, passes: int = 8) -> Generator[Progr
     """Score every image of ``folder`` by boundary and Monte Carlo dropout uncertainty, most uncertain first."""
     from ..data.layout import discover
     from ..hitl.uncertainty import rank_by_uncertainty
+    from .summary import model_summary
 
     segmenter = state.segmenter(bundle)
     ranked = yield from rank_by_uncertainty(segmenter, discover(folder), passes)
     return {"ranked": [{"id": r.id, "boundary": r.boundary, "mc_dropout": r.mc_dropout, "score": r.score} for r in ranked],
-            "device": segmenter.device, "card": {"variant": segmenter.bundle.card.variant, "name": segmenter.bundle.card.name}}
+            "device": segmenter.device, "card": model_summary(segmenter.bundle)}
 
 
-def op_finetune(state, bundle: str, set_dir: str, epochs: int = 5, original: str | None = None,
+EPOCH_UNITS = 100  # progress units per epoch: the bar moves batch by batch
+
+
+def op_finetune(state, bundle: str, set_dir: str, epochs: int | None = None, original: str | None = None,
                 held_out: str | None = None) -> Generator[Progress, None, dict]:
-    """Fine-tune ``bundle`` on the retraining set at ``set_dir`` into ``<set>/models``; with
-    ``held_out`` (a folder with masks), evaluate the parent and the new model on it."""
+    """Fine-tune ``bundle`` on the retraining set at ``set_dir`` into ``<set>/models`` with the
+    measured defaults of :class:`FinetuneSettings` (``epochs`` overrides theirs), and register the
+    new version; with ``held_out`` (a folder with masks), evaluate the parent and the new model on it.
+    Progress moves after every batch, so a long epoch is never a silence."""
     from ..data.layout import discover
     from ..hitl.finetune import FinetuneSettings, finetune
     from ..hitl.store import RetrainingSet
 
+    settings = FinetuneSettings() if epochs is None else FinetuneSettings(epochs=epochs)
     store = RetrainingSet(set_dir)
     held = discover(held_out, require_masks=True) if held_out else []  # fail before training, not after
-    steps = epochs + 2 * bool(held)
-    yield Progress(0, steps, "loading the corrections")
+    total_units = (settings.epochs + 2 * bool(held)) * EPOCH_UNITS
+    yield Progress(0, total_units, "loading the corrections")
     messages: queue.Queue = queue.Queue()
     stop = threading.Event()
 
     def report(epoch: int, total: int, logs: dict) -> None:
-        messages.put(Progress(epoch, steps, f"epoch {epoch}/{total}: held-out corrections Dice {logs.get('val_dice', float('nan')):.3f}"))
+        if "batch" in logs:
+            done = (epoch - 1) * EPOCH_UNITS + EPOCH_UNITS * logs["batch"] // max(logs["steps"], 1)
+            messages.put(Progress(done, total_units, f"epoch {epoch}/{total}: batch {logs['batch']}/{logs['steps']}, loss {logs.get('loss', float('nan')):.3f}"))
+        else:
+            messages.put(Progress(epoch * EPOCH_UNITS, total_units,
+                                  f"epoch {epoch}/{total}: held-out corrections Dice {logs.get('val_dice', float('nan')):.3f}"))
         if stop.is_set():
             raise _Stop
 
     def train() -> None:
         try:
-            messages.put(("done", finetune(bundle, store, Path(set_dir) / "models", FinetuneSettings(epochs=epochs), original=original, report=report)))
+            messages.put(("done", finetune(bundle, store, Path(set_dir) / "models", settings, original=original, report=report)))
         except BaseException as exc:  # handed to the generator, which re-raises it
             messages.put(("failed", exc))
 
@@ -71,14 +83,15 @@ def op_finetune(state, bundle: str, set_dir: str, epochs: int = 5, original: str
     finally:  # cancelled (generator closed) or failed: the training thread stops at its next epoch end
         stop.set()
         thread.join()  # (the client kills the worker if that takes longer than its grace period)
-    result = {"bundle": str(new_bundle), "best_val_dice": summary["best_val_dice"], "epochs_run": summary["epochs_run"],
-              "device": state.device or "CPU", "card": {"variant": "finetuned", "name": Path(new_bundle).parent.name}}
+    result = {"bundle": str(new_bundle), "version": summary["version"], "best_val_dice": summary["best_val_dice"],
+              "epochs_run": summary["epochs_run"], "threshold": summary["threshold"], "device": state.device or "CPU",
+              "card": {"variant": "finetuned", "name": summary["version"], "label": summary["version"]}}
     if held:
         result["comparison"] = {}
         for n, (name, path) in enumerate((("before", bundle), ("after", str(new_bundle)))):
-            yield Progress(epochs + n, steps, f"evaluating {name} fine-tuning on {len(held)} held-out images")
+            yield Progress((settings.epochs + n) * EPOCH_UNITS, total_units, f"evaluating {name} fine-tuning on {len(held)} held-out images")
             result["comparison"][name] = yield from _evaluate(state, path, held, name)
-    yield Progress(steps, steps, "done")
+    yield Progress(total_units, total_units, "done")
     return result
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from ..jobs import Progress, Stopped, drive
 from . import protocol
 from .hitl_ops import op_finetune, op_rank
+from .summary import model_summary
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ def op_segment(state: WorkerState, image: np.ndarray, bundle: str, threshold: fl
         "mask": prediction.mask,
         "threshold": prediction.threshold,
         "device": segmenter.device,
-        "card": {"variant": segmenter.bundle.card.variant, "name": segmenter.bundle.card.name},
+        "card": model_summary(segmenter.bundle),
     }
     if truth is not None:
         confusion = Confusion.from_masks(prediction.mask, truth)
@@ -217,7 +218,7 @@ def op_explain(state: WorkerState, image: np.ndarray, bundle: str, methods: tupl
         "faithfulness": panel.faithfulness,
         "seconds": panel.seconds,
         "device": segmenter.device,
-        "card": {"variant": segmenter.bundle.card.variant, "name": segmenter.bundle.card.name},
+        "card": model_summary(segmenter.bundle),
     }
 
 
