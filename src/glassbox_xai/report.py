@@ -14,6 +14,7 @@ import numpy as np
 from .figures import DISCLAIMER, confusion_figure, save_figure
 from .metrics import METRICS, Evaluation
 
+EXPERT_COLOR, MODEL_COLOR = "#00ff66", "#ff00cc"  # outlines in every review sheet: green expert, magenta model
 TABLE_METRICS = ("dice", "jaccard", "threshold_jaccard", "precision", "sensitivity", "specificity", "accuracy", "f1")
 
 
@@ -59,8 +60,8 @@ def overlay_sheet(panels: list[tuple[np.ndarray, np.ndarray, np.ndarray, str]], 
         ax.axis("off")
     for ax, (image, truth, pred, label) in zip(axes.flat, panels):
         ax.imshow(image)
-        _outline(ax, truth, color="#00ff66", linestyle="-")
-        _outline(ax, pred, color="#ff00cc", linestyle="--")
+        mask_outline(ax, truth, color=EXPERT_COLOR, linestyle="-")
+        mask_outline(ax, pred, color=MODEL_COLOR, linestyle="--")
         ax.set_xlim(-0.5, image.shape[1] - 0.5)
         ax.set_ylim(image.shape[0] - 0.5, -0.5)
         ax.set_title(label, fontsize=9)
@@ -70,11 +71,14 @@ def overlay_sheet(panels: list[tuple[np.ndarray, np.ndarray, np.ndarray, str]], 
     return save_figure(fig, path)
 
 
-def _outline(ax, mask: np.ndarray, color: str, linestyle: str) -> None:
-    """Draw a mask's outline, including where it runs along the image border."""
+def mask_outline(ax, mask: np.ndarray, color: str, linestyle: str, linewidth: float = 1.4) -> None:
+    """Draw a mask's outline on a matplotlib axis, including where it runs along the image border
+    (nothing for an empty mask)."""
+    if not np.any(mask):
+        return
     padded = np.pad(np.asarray(mask, dtype=np.uint8), 1)
     rows, cols = padded.shape
-    ax.contour(np.arange(cols) - 1, np.arange(rows) - 1, padded, levels=[0.5], colors=color, linewidths=1.4, linestyles=linestyle)
+    ax.contour(np.arange(cols) - 1, np.arange(rows) - 1, padded, levels=[0.5], colors=color, linewidths=linewidth, linestyles=linestyle)
 
 
 def training_curves(log_rows: list[dict[str, float]], path: str | Path, title: str) -> Path:
