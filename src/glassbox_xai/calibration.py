@@ -114,6 +114,17 @@ def calibrated_threshold(threshold: float, temperature: float) -> float:
     return float(_sigmoid(np.log(threshold / (1.0 - threshold)) / temperature))
 
 
+def temper(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """``sigmoid(logit(p) / T)`` as float32: probabilities at a temperature (the same array at T = 1).
+    Saturated inputs (exactly 0 or 1 in float32) are read as 1e-12 from the end."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    if temperature == 1.0:
+        return probabilities
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1.0 - 1e-12)
+    return _sigmoid(np.log(p / (1.0 - p)) / temperature).astype(np.float32)
+
+
 @dataclass
 class CalibrationCounts:
     """Pixel counts of a data set in fine logit bins: all pixels, lesion pixels and wrong

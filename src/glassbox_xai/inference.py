@@ -16,6 +16,7 @@ from typing import Callable, Generator, Iterable, Iterator, TypeVar
 
 import numpy as np
 
+from .calibration import temper
 from .data.io import read_image
 from .data.layout import Sample
 from .data.resize import to_model_input, to_native
@@ -28,16 +29,28 @@ T = TypeVar("T")
 
 @dataclass
 class Prediction:
-    """One image's result; every map has the photograph's (rows, columns)."""
+    """One image's result; every map has the photograph's (rows, columns).
+
+    ``probabilities`` are the model's own (``mask`` is where they exceed ``threshold``);
+    :attr:`calibrated` are the same at the model card's ``temperature``, for the maps
+    that report a probability or a confidence."""
 
     logits: np.ndarray
     probabilities: np.ndarray
     mask: np.ndarray
     threshold: float
+    temperature: float = 1.0
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.mask.shape
+
+    @property
+    def calibrated(self) -> np.ndarray:
+        """The lesion probabilities at ``temperature`` (the same array when it is 1); a
+        temperature is monotone, so they exceed :func:`~glassbox_xai.calibration.calibrated_threshold`
+        where ``mask`` is set (before post-processing; up to float rounding at the boundary)."""
+        return temper(self.probabilities, self.temperature)
 
 
 @dataclass(frozen=True)
@@ -84,9 +97,13 @@ class Segmenter:
             guide (:mod:`glassbox_xai.refine`), so the boundary follows the photograph's
             edges; the mask is thresholded from the refined map, the logits stay as the
             model gave them. Default: the card's.
+        temperature: the logits' temperature for :attr:`Prediction.calibrated`; it never
+            changes the mask, which keeps ``threshold`` on the model's own probabilities.
+            Default: the card's ``calibration`` (1 when the card has none).
     """
 
-    def __init__(self, bundle, threshold: float | None = None, batch_size: int = 4, tta: bool | str | None = None, postprocess: bool | None = None, refine: bool | None = None) -> None:
+    def __init__(self, bundle, threshold: float | None = None, batch_size: int = 4, tta: bool | str | None = None, postprocess: bool | None = None,
+                 refine: bool | None = None, temperature: float | None = None) -> None:
         self.bundle = bundle
         self.threshold = float(bundle.card.threshold if threshold is None else threshold)
         if not 0.0 < self.threshold < 1.0:
@@ -96,6 +113,9 @@ class Segmenter:
         self.tta = tta_mode(defaults.get("tta", False) if tta is None else tta)
         self.postprocess = bool(defaults.get("postprocess", False) if postprocess is None else postprocess)
         self.refine = bool(defaults.get("refine", False) if refine is None else refine)
+        self.temperature = float((bundle.card.calibration or {}).get("temperature", 1.0) if temperature is None else temperature)
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
         self.device = compute_device()
         log.info("model %s runs on %s", bundle.path, self.device)
 
@@ -165,7 +185,7 @@ class Segmenter:
         mask = probabilities > self.threshold
         if self.postprocess:
             mask = largest_component_filled(mask)
-        return Prediction(native, probabilities, mask, self.threshold)
+        return Prediction(native, probabilities, mask, self.threshold, self.temperature)
 
 
 #: Test-time views as (transpose, flip rows, flip columns), applied in that order.

@@ -113,3 +113,14 @@ def test_a_compiled_model_is_saved_without_its_optimizer(tiny_config, tmp_path):
         with h5py.File(weights) as h5:
             assert "optimizer" not in h5
     np.testing.assert_allclose(np.asarray(load_bundle(tmp_path / "b").model(x)), np.asarray(model(x)), atol=1e-6)
+
+
+def test_card_calibration_is_optional_and_its_temperature_checked(bundle_copy):
+    card = json.loads((bundle_copy / CARD_FILE).read_text())
+    card.pop("calibration", None)  # a card written before calibration existed
+    (bundle_copy / CARD_FILE).write_text(json.dumps(card))
+    assert read_card(bundle_copy).calibration == {}
+    assert ModelCard(variant="custom", loss="dice", calibration={"temperature": 2.2}).calibration["temperature"] == 2.2
+    for bad in (0, -1.0, True, "2"):
+        with pytest.raises(BundleError, match="temperature"):
+            ModelCard(variant="custom", loss="dice", calibration={"temperature": bad})

@@ -14,6 +14,7 @@ from glassbox_xai.calibration import (
     expected_calibration_error,
     fit_temperature,
     reliability,
+    temper,
     uncertainty_auroc,
 )
 
@@ -127,3 +128,11 @@ def test_calibrated_threshold_keeps_the_mask(rng, threshold, temperature):
 def test_bad_input_says_what_was_expected(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_temper_divides_the_logits_by_the_temperature(rng):
+    z = rng.normal(0.0, 4.0, size=10_000)
+    p = _sigmoid(z).astype(np.float32)
+    assert temper(p, 1.0) is p
+    np.testing.assert_allclose(temper(p, 2.0), _sigmoid(z / 2.0), atol=1e-5)
+    assert temper(np.array([0.0, 1.0], np.float32), 2.0).tolist() == pytest.approx([0.0, 1.0], abs=1e-5)

@@ -109,3 +109,25 @@ def test_card_inference_defaults_are_used_and_can_be_overridden(tiny_bundle):
     bundle.card = replace(bundle.card, inference={"tta": True, "postprocess": True})
     assert Segmenter(bundle).tta and Segmenter(bundle).postprocess
     assert not Segmenter(bundle, tta=False, postprocess=False).tta
+
+
+def test_temperature_comes_from_the_card_and_never_moves_the_mask(tiny_bundle, native_images):
+    from dataclasses import replace
+
+    from glassbox_xai.calibration import calibrated_threshold
+    from glassbox_xai.model.bundle import load_bundle
+
+    bundle = load_bundle(tiny_bundle)
+    image = read_image(native_images[0])
+    plain = Segmenter(bundle, threshold=0.45).predict(image)
+    assert plain.temperature == 1.0 and plain.calibrated is plain.probabilities
+    bundle.card = replace(bundle.card, calibration={"temperature": 2.5})
+    warm = Segmenter(bundle, threshold=0.45).predict(image)
+    assert warm.temperature == 2.5 and warm.threshold == 0.45
+    assert np.array_equal(warm.mask, plain.mask) and np.array_equal(warm.probabilities, plain.probabilities)
+    np.testing.assert_allclose(warm.calibrated, sigmoid(warm.logits / 2.5), atol=1e-5)
+    moved = np.mean((warm.calibrated > calibrated_threshold(0.45, 2.5)) != warm.mask)
+    assert moved < 1e-4  # the same mask, up to float rounding at the boundary
+    assert Segmenter(bundle, temperature=1.0).temperature == 1.0
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        Segmenter(bundle, temperature=0.0)

@@ -50,6 +50,13 @@ class ModelCard:
         created: ISO 8601 UTC time the bundle was written.
         inference: default inference options, ``{"tta": bool or "flips" or "d4", "postprocess": bool, "refine": bool}``
             (see :class:`glassbox_xai.inference.Segmenter`).
+        calibration: how far the pixel probabilities can be taken at their word, measured by
+            ``training/calibration.py`` (see :mod:`glassbox_xai.calibration`): ``temperature``
+            (the logits are divided by it for the reported probability and confidence maps;
+            the mask keeps ``threshold`` on the uncalibrated probability), ``ece`` at that
+            temperature and ``ece_uncalibrated``, ``uncertainty_auroc``, ``split``, ``n_bins``
+            and ``reliability`` (per bin at the temperature: ``confidence``, ``frequency`` and
+            ``share`` of pixels). Empty: not measured, temperature 1.
     """
 
     variant: str
@@ -65,6 +72,7 @@ class ModelCard:
     created: str = ""
     notes: str = ""
     inference: dict[str, bool | str] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
     format: str = BUNDLE_FORMAT
 
     def __post_init__(self) -> None:
@@ -72,6 +80,9 @@ class ModelCard:
             raise BundleError(f"card variant {self.variant!r} is unknown; expected one of {', '.join(VARIANTS)}")
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) or not 0.0 < float(self.threshold) < 1.0:
             raise BundleError(f"card threshold {self.threshold!r} is out of range; expected a number between 0 and 1 (exclusive)")
+        temperature = self.calibration.get("temperature", 1.0)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0.0 < float(temperature) < 100.0:
+            raise BundleError(f"card calibration temperature {temperature!r} is out of range; expected a positive number below 100")
 
     def summary(self) -> str:
         """One line for listings: variant, name, key validation metrics."""
