@@ -152,6 +152,11 @@ class CalibrationCounts:
     def n_pixels(self) -> int:
         return int(self.total.sum())
 
+    @property
+    def logits(self) -> np.ndarray:
+        """The logit at the centre of each fine bin (the value its pixels are read as)."""
+        return _CENTRES
+
     def reliability(self, temperature: float = 1.0, n_bins: int = N_BINS) -> Reliability:
         full = self.total > 0
         return _reliability(_sigmoid(_CENTRES[full] / temperature), self.total[full], self.lesion[full], n_bins)

@@ -7,6 +7,7 @@ from typing import Generator
 
 from .data.io import MaskError, read_mask
 from .data.layout import MASK_SUFFIX, NoImagesError, Sample
+from .calibration import CalibrationCounts
 from .inference import Failure, Progress, Segmenter
 from .metrics import Confusion, Evaluation
 
@@ -14,11 +15,14 @@ EvalJob = Generator[Progress | Failure, None, Evaluation]
 
 
 def evaluate_model(segmenter: Segmenter, samples: list[Sample]) -> EvalJob:
-    """Segment every sample and score it against its mask; yields progress and failures."""
+    """Segment every sample and score it against its mask; yields progress and failures.
+
+    The result also holds the pixel calibration counts of the model's native-resolution
+    logits (see :mod:`glassbox_xai.calibration`), read at the segmenter's temperature."""
     missing = [s for s in samples if s.mask is None]
     if missing:
         raise MaskError(f"{len(missing)} image(s) have no mask, e.g. {missing[0].image}")
-    evaluation = Evaluation([], [])
+    evaluation = Evaluation([], [], CalibrationCounts(), getattr(segmenter, "temperature", 1.0))
     for item in segmenter.predict_samples(samples):
         if isinstance(item, (Progress, Failure)):
             yield item
@@ -31,6 +35,7 @@ def evaluate_model(segmenter: Segmenter, samples: list[Sample]) -> EvalJob:
             continue
         evaluation.ids.append(sample.id)
         evaluation.confusions.append(Confusion.from_masks(prediction.mask, truth))
+        evaluation.calibration.add(prediction.logits, truth, prediction.mask)
     return evaluation
 
 

@@ -31,6 +31,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from .calibration import CalibrationCounts
+
 METRICS = ("accuracy", "sensitivity", "specificity", "precision", "jaccard", "threshold_jaccard", "dice", "f1")
 JACCARD_THRESHOLD = 0.65
 
@@ -96,10 +98,14 @@ def macro_average(per_image: Iterable[Mapping[str, float]]) -> dict[str, float]:
 
 @dataclass
 class Evaluation:
-    """Per-image confusions of a set, with macro and pooled summaries."""
+    """Per-image confusions of a set, with macro and pooled summaries; with ``calibration``
+    (the pixel counts of :mod:`glassbox_xai.calibration`, when probabilities were scored) the
+    summary also says how calibrated they are at ``temperature``."""
 
     ids: list[str]
     confusions: list[Confusion]
+    calibration: CalibrationCounts | None = None
+    temperature: float = 1.0
 
     @property
     def per_image(self) -> list[dict[str, float]]:
@@ -112,12 +118,15 @@ class Evaluation:
     def summary(self) -> dict:
         """The JSON summary: macro metrics under the scorer's names, plus pooled ones."""
         pooled = self.pooled
-        return {
+        summary = {
             **macro_average(self.per_image),
             "n_images": len(self.ids),
             "pooled": scores(pooled),
             "confusion": pooled.as_dict(),
         }
+        if self.calibration is not None and self.calibration.n_pixels:
+            summary["calibration"] = self.calibration.summary(self.temperature)
+        return summary
 
 
 def _ratio(numerator: int, denominator: int) -> float:
