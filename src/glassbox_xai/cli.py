@@ -1,4 +1,4 @@
-"""The ``glassbox`` command: predict, evaluate, rank, explain, finetune, versions and info.
+"""The ``glassbox`` command: predict, evaluate, rank, explain, explain-folder, finetune, versions and info.
 
 Research use only; not a medical device.
 """
@@ -23,6 +23,7 @@ from .figures import DISCLAIMER
 from .model.card import BundleError
 from .model.registry import VARIANT_NAMES, NoTrainedModelError, installed_bundles, resolve_bundle
 
+GALLERY_METHODS = ("gradcam", "hirescam", "gradcam++", "scorecam", "saliency", "ig")  # xai.gallery's, without importing TensorFlow
 EXPECTED_ERRORS = (NoTrainedModelError, BundleError, NoImagesError, ImageReadError, MaskError, OSError, ValueError)
 
 
@@ -96,6 +97,21 @@ def _parser() -> argparse.ArgumentParser:
                          help="size of the TIFF maps: the photograph's (default) or the working copy's (at most 1024 px a side; far smaller files)")
     _model_args(explain)
     explain.set_defaults(func=cmd_explain)
+
+    gallery = sub.add_parser("explain-folder", help="galleries over images with masks: failures, good and bad explanations (PNG sheets, CSV)")
+    gallery.add_argument("inputs", nargs="+", type=Path, help="folders or image files, each image with its expert mask")
+    gallery.add_argument("--masks", type=Path, help="folder of the expert <id>_segmentation.png masks (default: beside the images, "
+                                                    "or the ISIC _GroundTruth folder)")
+    gallery.add_argument("-o", "--output", type=Path, required=True, help="folder for the three sheets, gallery.csv and gallery.json")
+    gallery.add_argument("--method", action="append", choices=GALLERY_METHODS,
+                         help="a map to show; repeat for several, the first ranks the explanations (default: gradcam)")
+    gallery.add_argument("--layer", action="append", default=[],
+                         help="layer the CAM methods explain; repeat for several (default: the last decoder convolution)")
+    gallery.add_argument("--target", choices=("prediction", "truth"), default="prediction",
+                         help="region the maps explain: the model's predicted lesion (default) or the expert mask")
+    gallery.add_argument("--rows", type=int, default=8, help="images per sheet (default 8)")
+    _model_args(gallery)
+    gallery.set_defaults(func=cmd_explain_folder)
 
     tune = sub.add_parser("finetune", help="fine-tune a variant on expert corrections: a retraining set or any annotated folder")
     _finetune_args(tune)
@@ -238,6 +254,30 @@ def _explain_one(args: argparse.Namespace, segmenter, bundle_path: Path, sample,
     meta = {"image": str(sample.image), "model": str(bundle_path), "target": args.target, "photograph_shape": list(native_shape)}
     folder = write_panel(args.output / sample.image.stem, small, panel, meta, native_shape if args.maps == "native" else None)
     return folder, panel
+
+
+def cmd_explain_folder(args: argparse.Namespace) -> int:
+    from .xai.gallery import map_choices, score_folder
+    from .xai.gallery_sheets import write_gallery
+
+    if args.rows < 1:
+        raise CommandError(f"--rows must be at least 1, got {args.rows}")
+    bundle_path = resolve_bundle(args.variant, args.model)
+    samples = discover(args.inputs, masks_dir=args.masks, require_masks=True)
+    _make_output_folder(args.output, "-o")
+    segmenter = _segmenter(bundle_path, args)
+    choices = map_choices(segmenter.bundle.model, args.method or ["gradcam"], args.layer)
+    gallery = _drive(score_folder(segmenter, samples, choices, args.target, args.rows), "score", [])
+    for failure in gallery.failures:
+        print(f"skipped {failure['id']}: {failure['message']}", file=sys.stderr)
+    if not gallery.cases:
+        raise CommandError(f"none of the {len(samples)} images could be read")
+    meta = {"model": str(bundle_path), "threshold": segmenter.threshold}
+    paths = _drive(write_gallery(segmenter, samples, gallery, choices, args.output, meta=meta), "draw", [])
+    for group, ids in gallery.groups.items():
+        print(f"{group}: {len(ids)} image(s) in {paths[group]}")
+    print(f"Dice and attribution shares of {len(gallery.cases)} image(s) in {paths['csv']}; groups in {paths['json']}")
+    return 1 if gallery.failures else 0
 
 
 def _finetune_args(tune: argparse.ArgumentParser) -> None:

@@ -52,3 +52,10 @@ def test_a_ranking_that_is_not_ours_names_the_problem(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(RankingError, match=message):
         read_ranking(path)
+
+
+def test_a_ranking_of_other_images_is_refused_with_what_was_expected(folder, tmp_path):
+    records = [{"id": "ISIC_0099999", "image": "/archive/elsewhere.jpg", "boundary": 0.9, "mc_dropout": 0.5}]
+    other = write_csv(tmp_path / "other.csv", HEADER, ranking_rows(records))
+    with pytest.raises(RankingError, match="none of the images in .* is ranked in .*other.csv"):
+        ReviewSession(folder, RetrainingSet(tmp_path / "set"), ranking=other)

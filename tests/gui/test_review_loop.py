@@ -227,6 +227,27 @@ def test_revisiting_an_accepted_image_shows_its_correction_in_the_same_layers(ma
     assert not errors
 
 
+def test_review_opens_in_the_order_of_an_archive_ranking(make_napari_viewer, tiny_bundle, folder, tmp_path, errors, finish):
+    from glassbox_xai.batch.resume import write_csv
+    from glassbox_xai.hitl.ranking import HEADER, ranking_rows
+
+    ids = sorted(p.stem for p in folder.glob("*.jpg"))
+    records = [{"id": image_id, "image": f"/archive/{image_id}.jpg", "boundary": score, "mc_dropout": score}
+               for image_id, score in zip(ids, (0.1, 0.3, 0.9))]
+    ranking = write_csv(tmp_path / "rank.csv", HEADER, ranking_rows(records))  # as glassbox rank writes it
+    viewer = make_napari_viewer()
+    widget = _review(viewer, tiny_bundle, tmp_path / "set")
+    widget._ranking.value = ranking
+    assert widget.open_folder(folder)
+    finish(widget)
+    assert widget.session.current.id == ids[2] and "most uncertain first" in widget._where.value
+    assert [c.split(" · ")[0].split(". ")[1] for c in widget._jump.choices] == ids[::-1]
+    assert f"{ids[2]} prediction (custom)" in viewer.layers and not errors
+    (tmp_path / "wrong.csv").write_text("id,value\nx,1\n")
+    widget._ranking.value = tmp_path / "wrong.csv"
+    assert not widget.open_folder(folder) and "expected those of glassbox rank" in errors.pop()
+
+
 def test_every_review_control_has_a_tooltip(make_napari_viewer, tmp_path):
     from magicgui.widgets import Container, Label
 

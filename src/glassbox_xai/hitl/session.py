@@ -79,8 +79,12 @@ class ReviewSession:
         self.resumed = self._load()
         if annotator:
             self.annotator = annotator
-        if ranking is not None and not (self.resumed and self.ordered_by == "uncertainty"):
-            self.order_from_ranking(ranking)  # a resumed ranked session keeps its place
+        if ranking is not None and self.resumed and self.ordered_by == "uncertainty":
+            from .ranking import read_ranking
+
+            read_ranking(ranking)  # checked (a bad file is named), but a resumed ranked session keeps its place
+        elif ranking is not None:
+            self.order_from_ranking(ranking)
         self._save()
         self._remember_set()
 
@@ -176,11 +180,16 @@ class ReviewSession:
         and the folder's images it lacks come last. Returns how many it ranked here.
 
         Raises:
-            RankingError: the CSV is unreadable or not a ``glassbox rank`` ranking.
+            RankingError: the CSV is unreadable, not a ``glassbox rank`` ranking, or ranks none of this folder's images.
         """
         from .ranking import read_ranking
 
+        from .ranking import RankingError
+
         ranked = [(i, score) for i, score in read_ranking(path) if i in self.samples]
+        if not ranked:
+            raise RankingError(f"none of the images in {self.folder} is ranked in {path}; expected a glassbox rank CSV "
+                               "made over this folder (or an archive holding it), or no ranking")
         self.set_order(ranked)
         return len(ranked)
 

@@ -257,6 +257,40 @@ def case_choices(variants: list[dict]) -> list[tuple[str, tuple[int, str, str]]]
     return choices
 
 
+GALLERY_GROUPS = ("failures", "good explanations", "bad explanations")  # as xai.gallery.GROUPS (no TensorFlow here)
+
+
+def gallery_items(galleries: dict[str, dict]) -> dict[str, list[tuple[str, str]]]:
+    """``(label, image id)`` per gallery group, in the group's order, for every variant's
+    galleries (``{variant name: Gallery.as_dict()}``): the id, the Dice and the share of the
+    map's attribution inside the expert mask, then the variant when there are several."""
+    items: dict[str, list[tuple[str, str]]] = {group: [] for group in GALLERY_GROUPS}
+    for name, gallery in galleries.items():
+        cases = {c["id"]: c for c in gallery["cases"]}
+        rank_by = gallery["maps"][0]
+        for group in GALLERY_GROUPS:
+            for image_id in gallery["groups"][group]:
+                share = cases[image_id]["shares"][rank_by]
+                inside = f"{share:.0%}" if np.isfinite(share) else "no map"  # NaN: no lesion predicted, nothing explained
+                variant = f" · {name}" if len(galleries) > 1 else ""
+                items[group].append((f"{image_id} · Dice {cases[image_id]['dice']:.3f} · {inside}{variant}", image_id))
+    return items
+
+
+def gallery_html(galleries: dict[str, dict]) -> str:
+    """One line per variant: the map that ranks its galleries and its mean share inside the expert masks."""
+    lines = []
+    for name, gallery in galleries.items():
+        rank_by = gallery["maps"][0]
+        shares = [c["shares"][rank_by] for c in gallery["cases"] if np.isfinite(c["shares"][rank_by])]
+        mean = f"{np.mean(shares):.1%}" if shares else "n/a"
+        lines.append(f"{name}: {rank_by} puts on average {mean} of its attribution inside the expert mask "
+                     f"({len(shares)} of {len(gallery['cases'])} images have a map)")
+    if not lines:
+        return ""
+    return "<p><b>Galleries</b> (click a case below to open it)<br>" + "<br>".join(lines) + "</p>"
+
+
 def before_after_html(comparison: dict[str, dict] | None) -> str:
     """Held-out metrics of a model before and after fine-tuning, with the change."""
     if not comparison:

@@ -21,6 +21,7 @@ from napari.utils.notifications import show_info
 from ..data.io import ImageReadError, read_image, read_mask
 from ..data.layout import NoImagesError, Sample
 from ..hitl.provenance import Provenance
+from ..hitl.ranking import RankingError
 from ..hitl.session import ReviewSession, default_set_dir
 from ..hitl.store import RetrainingSet, StoreError
 from . import common
@@ -100,6 +101,7 @@ class ReviewWidget(JobWidget):
         self._folder = FileEdit(label="images folder", mode="d")
         self._set_dir = FileEdit(label="retraining set", mode="d")
         self._annotator = LineEdit(label="annotator", value="")
+        self._ranking = FileEdit(label="ranking (opt.)", mode="r", filter="*.csv")
         self._open = PushButton(text="Open folder")
         self._where = Label(label="", value="no folder open")
         self._jump = ComboBox(label="image", choices=lambda _widget: self._image_labels)  # callable: napari's reset_choices keeps it
@@ -108,7 +110,7 @@ class ReviewWidget(JobWidget):
         navigation = Container(widgets=[self._previous, self._next, self._accept], layout="horizontal", labels=False)
         self._rank = PushButton(text="Order by uncertainty (most uncertain first)")
         keys = Label(label="", value="<small>Shift+Enter accept · Shift+→ next · Shift+← previous</small>")
-        super().__init__(viewer, [self._folder, self._set_dir, self._annotator, self._open, self._where, self._jump, self._skip,
+        super().__init__(viewer, [self._folder, self._set_dir, self._annotator, self._ranking, self._open, self._where, self._jump, self._skip,
                                   navigation, self._rank, keys])
         self.session: ReviewSession | None = None
         self._predicted: np.ndarray | None = None  # the model's mask of the current image, as segmented
@@ -136,6 +138,8 @@ class ReviewWidget(JobWidget):
             self._folder: "The folder of photographs to review (ISIC layout or flat; masks beside them are shown as ground truth).",
             self._set_dir: "Where accepted corrections are saved (the retraining set); the review session is kept there too.",
             self._annotator: "Your name: every accepted correction records who made it.",
+            self._ranking: "Optional: a CSV written by `glassbox rank` over the archive; the folder is then reviewed "
+                           "in its order, most uncertain first (images it does not rank come last).",
             self._open: "Open the folder, or resume its review where it stopped.",
             self._jump: "Go to any image of the folder (✓ corrected, draft: unaccepted edits kept).",
             self._skip: "Next skips images that already have an accepted correction.",
@@ -174,15 +178,18 @@ class ReviewWidget(JobWidget):
         self._suggest_set_dir(self._folder.value)
         if self.session is not None:
             self._keep_draft()  # the image left open in the previous folder
+        ranking = None if str(self._ranking.value) in ("", ".") else Path(self._ranking.value)
         try:
             store = RetrainingSet(self._set_dir.value)
-            self.session = ReviewSession(self._folder.value, store, annotator=self._annotator.value.strip())
-        except (NoImagesError, StoreError, OSError) as exc:
+            self.session = ReviewSession(self._folder.value, store, annotator=self._annotator.value.strip(), ranking=ranking)
+        except (NoImagesError, StoreError, RankingError, OSError) as exc:
             common.error(exc)
             return False
         session = self.session
         self._annotator.value = session.annotator
         self._set_enabled(True)
+        if ranking is not None:
+            show_info(f"GlassBox: {len(session.scores)} of {session.total} images ordered by {ranking.name}, most uncertain first")
         if session.resumed:
             show_info(f"GlassBox: resumed the review of {session.folder.name} at {session.status()}")
         elif self._skip.value:

@@ -223,18 +223,26 @@ def op_explain(state: WorkerState, image: np.ndarray, bundle: str, methods: tupl
 
 
 def op_compare_folder(state: WorkerState, folder: str, bundles: list[str], names: list[str] | None = None,
-                      n_picks: int = 3) -> Generator[Progress, None, dict]:
+                      n_picks: int = 3, gallery: str | None = None, n_gallery: int = 5) -> Generator[Progress, None, dict]:
     """Score several bundles on a folder of images with masks (see :mod:`glassbox_xai.comparison`):
     per variant the macro metrics, pooled confusion, per-image Dice and review picks, plus
-    each image's photograph and mask path."""
+    each image's photograph and mask path. With ``gallery`` (a method of
+    :mod:`glassbox_xai.xai.gallery`), also each variant's galleries: failures, good and bad
+    explanations, ``n_gallery`` images each."""
     from ..comparison import compare_variants
     from ..data.layout import discover
 
     samples = discover(folder, require_masks=True)
     names = list(names) if names else [Path(b).name for b in bundles]
     variants = yield from compare_variants(list(zip(names, bundles)), samples, n_picks, load=state.segmenter)
+    galleries = {}
+    if gallery:
+        from ..xai.gallery import variant_galleries
+
+        galleries = yield from variant_galleries(variants, samples, state.segmenter, gallery, n_gallery)
     return {
         "variants": [v.as_dict() for v in variants],
+        "galleries": galleries,
         "folder": str(folder),
         "images": {s.id: str(s.image) for s in samples},
         "masks": {s.id: str(s.mask) for s in samples},
