@@ -48,6 +48,22 @@ def test_labels_layer_saves_as_isic_mask(make_napari_viewer, tmp_path):
     assert set(np.unique(saved).tolist()) == {0, 255} and np.array_equal(saved > 0, data > 0)
 
 
+def test_a_photo_in_the_isic_layout_opens_with_its_ground_truth_as_every_command_pairs_it(make_napari_viewer, tmp_path):
+    from glassbox_xai.data.layout import discover
+
+    image_id = split_ids("dev_val")[2]
+    inputs, truths = tmp_path / "ISIC2018_Task1-2_Training_Input", tmp_path / "ISIC2018_Task1_Training_GroundTruth"
+    inputs.mkdir()
+    truths.mkdir()
+    shutil.copy(ISIC_IMAGES / f"{image_id}.jpg", inputs)
+    shutil.copy(ISIC_MASKS / f"{image_id}_segmentation.png", truths)  # not beside the photograph
+    assert discover(inputs / f"{image_id}.jpg")[0].mask == truths / f"{image_id}_segmentation.png"
+    viewer = make_napari_viewer()
+    viewer.open(str(inputs / f"{image_id}.jpg"), plugin="glassbox-xai")
+    truth = viewer.layers[f"{image_id} ground truth"]  # the reader pairs it as glassbox evaluate does
+    assert np.array_equal(truth.data > 0, read_mask(ISIC_MASKS / f"{image_id}_segmentation.png")) and truth.contour >= 2
+
+
 def test_a_folder_opens_as_a_browsable_set_in_the_review_widget(make_napari_viewer, tiny_bundle, tmp_path, errors, finish):
     from glassbox_xai.hitl.session import default_set_dir
     from glassbox_xai.model import versions

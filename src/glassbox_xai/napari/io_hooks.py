@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..data.io import IMAGE_EXTENSIONS, ImageReadError, MaskError, read_image, read_mask, write_mask
-from ..data.layout import MASK_SUFFIX, NoImagesError, discover, mask_name
+from ..data.layout import MASK_SUFFIX, NoImagesError, discover
 
 
 def get_reader(path: str | list[str]) -> Callable | None:
@@ -88,15 +88,17 @@ def _outline_when_added(path: Path, width: int) -> None:
 
 
 def read_photos(path: str | list[str]) -> list[tuple]:
-    """Image layer per photograph, plus a ground-truth Labels layer when its mask is beside it
-    (drawn as a contour over the photograph, not a fill that hides the lesion)."""
+    """Image layer per photograph, plus a ground-truth Labels layer when it has a mask (drawn as
+    a contour over the photograph, not a fill that hides the lesion). The mask is found as every
+    GlassBox command finds it (:func:`~glassbox_xai.data.layout.discover`): beside the photograph,
+    or in the ISIC ``_GroundTruth`` folder beside its ``_Input`` folder."""
     layers = []
     for item in [path] if isinstance(path, str) else path:
         photo = Path(item)
         image = read_image(photo)
         layers.append((image, {"name": photo.stem, "rgb": True, "metadata": {"path": str(photo)}}, "image"))
-        mask_path = photo.with_name(mask_name(photo))
-        if mask_path.is_file():
+        mask_path = discover(photo)[0].mask
+        if mask_path is not None:
             try:
                 mask = read_mask(mask_path, expected_shape=image.shape[:2])
             except MaskError as exc:
