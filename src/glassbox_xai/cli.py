@@ -115,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
 
     tune = sub.add_parser("finetune", help="fine-tune a variant on expert corrections: a retraining set or any annotated folder")
     _finetune_args(tune)
-    _model_args(tune)
+    _model_args(tune, inference=False)
     tune.set_defaults(func=cmd_finetune)
 
     models = sub.add_parser("versions", help="list the shipped models and fine-tuned versions; choose the active one")
@@ -127,10 +127,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _model_args(parser: argparse.ArgumentParser) -> None:
+def _model_args(parser: argparse.ArgumentParser, inference: bool = True) -> None:
+    """``--variant`` or ``--model``; with ``inference``, also how to run it (threshold, batch size, flips, post-processing)."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--variant", choices=VARIANT_NAMES, help="shipped model variant (default: dice)")
     group.add_argument("--model", type=Path, help="a model bundle folder")
+    if not inference:
+        return
     parser.add_argument("--threshold", type=float, help="probability threshold (default: the model card's)")
     parser.add_argument("--batch-size", type=int, default=4, help="images per model call (default 4)")
     parser.add_argument("--tta", action=argparse.BooleanOptionalAction, help="average over flips (default: the model card's)")
@@ -302,6 +305,7 @@ def _finetune_args(tune: argparse.ArgumentParser) -> None:
     tune.add_argument("--mix-original", type=Path, help="a folder of original image/mask pairs to mix in (against forgetting)")
     tune.add_argument("--mix-ratio", type=float, default=d.mix_ratio, help=f"original pairs per correction (default {d.mix_ratio:g})")
     tune.add_argument("--evaluate-on", type=Path, help="a held-out folder of images with masks: compare before and after")
+    tune.add_argument("--threshold", type=float, help="probability threshold of both models in --evaluate-on (default: each model card's)")
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:

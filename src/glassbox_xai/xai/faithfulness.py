@@ -87,7 +87,10 @@ def linear_impute(image: np.ndarray, removed: np.ndarray, noise: float = NOISE, 
     n = len(rows)
     a_rows.append(np.arange(n)), a_cols.append(np.arange(n)), a_vals.append(diagonal)
     matrix = coo_matrix((np.concatenate(a_vals), (np.concatenate(a_rows), np.concatenate(a_cols))), shape=(n, n)).tocsc()
-    out[rows, cols] = splu(matrix).solve(rhs) + jitter[rows, cols]
+    # The matrix is symmetric and diagonally dominant (positive definite once one pixel is known): a
+    # minimum-degree ordering of A + A^T without pivoting factors it about 1.5x faster than the default.
+    factor = splu(matrix, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+    out[rows, cols] = factor.solve(rhs) + jitter[rows, cols]
     return out.astype(np.float32)
 
 

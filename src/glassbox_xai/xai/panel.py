@@ -63,6 +63,7 @@ def explain(segmenter: Segmenter, image: np.ndarray, methods=METHODS, target="pr
     panel = Panel(prediction, seconds={"predict": time.perf_counter() - started})
     x = explainer.prepare(image)
     needs_target = any(m != "confidence" for m in methods)
+    # One target object for every method: the explainer compiles its graphs once per target object.
     tgt = explainer.target(image.shape[:2], x, target, truth) if needs_target else None
     random = deletion_insertion(explainer, x, np.zeros(x.shape[1:3], np.float32), tgt) if needs_target else None
     cam_layer = default_layer(explainer.model) if any(m in GRADIENT_CAMS or m == "scorecam" for m in methods) else None
@@ -75,12 +76,12 @@ def explain(segmenter: Segmenter, image: np.ndarray, methods=METHODS, target="pr
             panel.maps.update({"confidence": result.confidence, "superpixel confidence": result.superpixels})
         elif method in ("saliency", "saliency-sigmoid"):
             output = "sigmoid" if method.endswith("sigmoid") else "logits"
-            result = yield from saliency(explainer, image, target, truth, output)
+            result = yield from saliency(explainer, image, tgt, None, output)
             panel.maps[method] = result.map
             model_map = np.abs(result.gradient).max(axis=-1)
             panel.faithfulness[method] = _faithfulness(explainer, x, model_map, tgt, result.map, truth, random)
         elif method == "ig":
-            result = yield from integrated_gradients(explainer, image, target, truth, baseline, ig_steps)
+            result = yield from integrated_gradients(explainer, image, tgt, None, baseline, ig_steps)
             panel.maps["integrated gradients"] = result.map
             panel.faithfulness["ig"] = {
                 **_faithfulness(explainer, x, result.attributions.sum(axis=-1), tgt, result.map, truth, random),
@@ -102,7 +103,7 @@ def explain(segmenter: Segmenter, image: np.ndarray, methods=METHODS, target="pr
             panel.faithfulness[method] = {**_faithfulness(explainer, x, _at_input(result.model_maps[cam_layer], x), tgt,
                                                           result.maps[cam_layer], truth, random), "layer": cam_layer}
         elif method == "scorecam":
-            result = yield from scorecam(explainer, image, target, truth, layer=cam_layer, budget=scorecam_budget)
+            result = yield from scorecam(explainer, image, tgt, None, layer=cam_layer, budget=scorecam_budget)
             panel.maps[f"scorecam {cam_layer}"] = result.map
             panel.faithfulness[method] = {**_faithfulness(explainer, x, _at_input(result.model_map, x), tgt, result.map, truth, random),
                                           "layer": cam_layer, "channels": len(result.channels), "channels_total": result.channels_total,
