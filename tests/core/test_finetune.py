@@ -204,3 +204,11 @@ def test_finetune_registers_the_version_itself_and_reports_within_epochs(tiny_bu
     assert [(epoch, total) for epoch, total, logs in reports if "batch" not in logs] == [(1, 2), (2, 2)]
     _, quiet = finetune(tiny_bundle, pairs, tmp_path / "runs2", FinetuneSettings(epochs=1), register=False)
     assert quiet["version"] is None and list(versions.versions()) == [summary["version"]]  # simulations register nothing
+
+
+def test_finetune_offers_only_options_that_act_on_it(capsys):
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    text = capsys.readouterr().out
+    assert "--evaluate-on" in text and "--threshold" in text and "--variant" in text
+    assert not any(option in text for option in ("--tta", "--postprocess", "--batch-size"))  # they did nothing here
