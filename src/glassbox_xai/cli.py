@@ -211,7 +211,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from .xai.panel import METHODS
+    from .xai import METHODS  # not .xai.panel: it imports Keras, and so TensorFlow, before _segmenter can silence it
 
     bundle_path = resolve_bundle(args.variant, args.model)
     samples = discover(args.inputs)

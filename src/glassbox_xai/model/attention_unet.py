@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import re
 
-import keras
-from keras import layers
+from ..tf_import import import_tensorflow
 
-from .config import ModelConfig
+import_tensorflow()  # Keras imports TensorFlow: through here, so its C++ start-up lines are not printed
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+from .config import ModelConfig  # noqa: E402
 
 STAGES = ("encoder", "attention", "decoder", "output")
 _STAGE_RE = re.compile(r"^(encoder|attention|decoder|output)(\d*)_")

@@ -11,10 +11,13 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import keras
+from ..tf_import import import_tensorflow
 
-from .card import CONFIG_FILE, WEIGHTS_FILE, BundleError, ModelCard, now_utc, sha256_file, software_versions, verify_bundle, write_card
-from .config import ModelConfig
+import_tensorflow()  # Keras imports TensorFlow: through here, so its C++ start-up lines are not printed
+import keras  # noqa: E402
+
+from .card import CONFIG_FILE, WEIGHTS_FILE, BundleError, ModelCard, now_utc, sha256_file, software_versions, verify_bundle, write_card  # noqa: E402
+from .config import ModelConfig  # noqa: E402
 
 
 @dataclass
