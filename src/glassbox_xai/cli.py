@@ -515,8 +515,19 @@ def _metric_table(summary: dict, source: str) -> str:
     lines += [f"{name:<20}{summary[name]:>14.4f}{summary['pooled'][name]:>10.4f}" for name in names]
     c = summary["confusion"]
     lines.append(f"pooled pixels: TP {c['tp']:,}  FP {c['fp']:,}  FN {c['fn']:,}  TN {c['tn']:,}")
+    if "calibration" in summary:
+        lines.append(_calibration_line(summary["calibration"]))
     lines.append(DISCLAIMER)
     return "\n".join(lines)
+
+
+def _calibration_line(cal: dict) -> str:
+    """ECE of the pixel probabilities (at the card's temperature, and before it) and the AUROC
+    of the uncertainty map against wrong pixels, in one line."""
+    before = f" ({cal['ece_uncalibrated']:.4f} at temperature 1)" if "ece_uncalibrated" in cal else ""
+    auroc = "undefined (no wrong pixels, or no right ones)" if cal["uncertainty_auroc"] is None else f"{cal['uncertainty_auroc']:.4f}"
+    return (f"calibration: ECE {cal['ece']:.4f} at temperature {cal['temperature']:.3g}{before}, {cal['n_bins']} bins; "
+            f"uncertainty 1-|2p-1| finds wrong pixels with AUROC {auroc}")
 
 
 def _write_outputs(args: argparse.Namespace, evaluation, summary: dict) -> bool:

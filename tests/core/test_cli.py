@@ -68,6 +68,24 @@ def test_evaluate_model_and_predictions_agree(tiny_bundle, real_pairs, tmp_path,
     assert rows[0].startswith("id,accuracy,sensitivity") and len(rows) == 5
 
 
+
+def test_evaluate_reports_calibration_and_the_uncertainty_auroc(tiny_bundle, real_pairs, tmp_path, capsys):
+    images, masks = real_pairs
+    bundle = tmp_path / "warm"
+    shutil.copytree(tiny_bundle, bundle)
+    card = json.loads((bundle / "card.json").read_text())
+    (bundle / "card.json").write_text(json.dumps({**card, "calibration": {"temperature": 2.0}}))  # card.json is not hashed
+    for model, temperature in ((tiny_bundle, 1.0), (bundle, 2.0)):
+        report = tmp_path / f"{model.name}.json"
+        assert main(["evaluate", "--images", str(images), "--masks", str(masks), "--model", str(model), "--json", str(report)]) == 0
+        printed = capsys.readouterr().out
+        assert f"calibration: ECE" in printed and f"at temperature {temperature:g}" in printed and "AUROC" in printed
+        cal = json.loads(report.read_text())["calibration"]
+        assert cal["temperature"] == temperature and cal["n_pixels"] == 4 * 512 * 512 and cal["n_bins"] == 15
+        assert 0 <= cal["ece"] <= 1 and 0 <= cal["uncertainty_auroc"] <= 1
+        assert ("ece_uncalibrated" in cal) == (temperature != 1.0) and ("(" in printed.split("calibration:")[1]) == (temperature != 1.0)
+    assert json.loads((tmp_path / "warm.json").read_text())["confusion"] == json.loads((tmp_path / f"{tiny_bundle.name}.json").read_text())["confusion"]
+
 @pytest.mark.parametrize("variant", ["dice", "balanced", "recall"])
 def test_missing_trained_model_is_said_plainly(variant, native_images, tmp_path, capsys, monkeypatch):
     import glassbox_xai.model.registry as registry

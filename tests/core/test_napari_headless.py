@@ -143,6 +143,24 @@ def test_legend_html_shows_range_units_meaning_and_the_network_layer():
     assert "attention coefficients, attention0" in legend_html(map_metadata("I", "attention attention0", "dice"), (0, 1))
 
 
+
+def test_confidence_legend_says_what_its_colours_mean_from_the_card():
+    from glassbox_xai.napari.layers import legend_html, map_metadata
+    from glassbox_xai.xai.legend import calibration_note
+
+    frequency = [0.02, 0.29, 0.34, 0.38, 0.39, 0.42, 0.47, 0.48, 0.5, 0.54, 0.58, 0.62, 0.69, 0.84, 0.99]
+    calibration = {"temperature": 2.23, "ece": 0.0196, "ece_uncalibrated": 0.0439, "uncertainty_auroc": 0.906,
+                   "split": "dev_val", "reliability": {"frequency": frequency}}
+    note = calibration_note(calibration)
+    assert "temperature 2.23" in note and "near 0.1, 29% are lesion" in note and "near 0.5, 48%" in note and "near 0.9, 84%" in note
+    assert "ECE 0.020, 0.044 before" in note and "AUROC 0.91" in note
+    for name in ("confidence", "superpixel confidence"):
+        assert note in legend_html(map_metadata("I", name, "dice", calibration=calibration), (0, 1))
+    assert "calibration" not in map_metadata("I", "gradcam", "dice", calibration=calibration)
+    assert "Not calibrated" in legend_html(map_metadata("I", "confidence", "custom", calibration={}), (0, 1))
+    assert "no reliability measurement" in calibration_note({"temperature": 2.0})
+    assert "calibration" not in map_metadata("I", "confidence", "dice")  # no card information, no claim
+
 def test_variant_colours():
     from glassbox_xai.napari.layers import variant_color, variant_colors
 

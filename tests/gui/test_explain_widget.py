@@ -77,6 +77,10 @@ def test_one_map_shown_with_transparent_zero_legend_and_labelled_slider(make_nap
     assert LEGENDS["saliency-sigmoid"].meaning in widget._legend.value and LEGENDS["saliency-sigmoid"].units in widget._legend.value
     assert f"{sigmoid.contrast_limits[1]:.3g}" in widget._legend.value
 
+    # the confidence legend says how far its colours can be taken at their word (the tiny model's card has no calibration)
+    viewer.layers.selection.active = viewer.layers[map_layer_name(image_id, "confidence", "custom")]
+    assert widget.result["calibration"] == {} and "Not calibrated" in widget._legend.value
+
     # the Grad-CAM slider is labelled with the network layer it shows, and the legend follows it
     viewer.layers.selection.active = gradcam
     names = gradcam.metadata["layers"]

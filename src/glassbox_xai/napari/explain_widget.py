@@ -94,7 +94,7 @@ class ExplainWidget(JobWidget):
         newest = None
         for name, values in maps.items():
             newest = self._put(map_layer_name(layer.name, name, variant), values, map_style(name, values), align,
-                               map_metadata(layer.name, name, variant))
+                               map_metadata(layer.name, name, variant, calibration=result.get("calibration")))
         for family, (stack, names) in stacks.items():
             if stack is not None:
                 axes = {"scale": (1.0, *scale), "translate": (0.0, *align["translate"]), "axis_labels": (names[0], "-2", "-1")}

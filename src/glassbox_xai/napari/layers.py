@@ -13,7 +13,7 @@ import numpy as np
 from ..data.io import ImageConversionWarning, as_rgb8
 from ..figures import DISCLAIMER
 from ..metrics import Confusion, scores
-from ..xai.legend import LEGENDS, legend_for, palette_at, palette_colors
+from ..xai.legend import CALIBRATED_MAPS, LEGENDS, calibration_note, legend_for, palette_at, palette_colors
 
 LESION_COLOR = "#ff00cc"
 VARIANT_COLORS = {"dice": "#ff00cc", "balanced": "#ffd400", "recall": "#00c8ff"}
@@ -100,13 +100,16 @@ def map_style(name: str, values: np.ndarray) -> dict:
             "blending": "translucent", "opacity": 0.8}
 
 
-def map_metadata(image_name: str, map_name: str, variant: str, layers: list[str] | None = None) -> dict:
-    """What a map layer is, for the legend panel and for anyone reading ``layer.metadata``."""
+def map_metadata(image_name: str, map_name: str, variant: str, layers: list[str] | None = None, calibration: dict | None = None) -> dict:
+    """What a map layer is, for the legend panel and for anyone reading ``layer.metadata``; a map
+    made from calibrated probabilities also says, from the card's ``calibration``, what its colours mean."""
     legend, layer = legend_for(map_name)
     meta = {"glassbox_map": legend.key, "image": image_name, "variant": variant, "title": legend.title,
             "meaning": legend.meaning, "units": legend.units, "description": legend.describe(layer)}
     if layers is not None:
         meta["layers"] = list(layers)
+    if legend.key in CALIBRATED_MAPS and calibration is not None:
+        meta["calibration"] = calibration_note(calibration)
     return meta
 
 
@@ -147,7 +150,8 @@ def legend_html(metadata: dict, contrast_limits: tuple[float, float], plane: int
     return (f"<p><b>{title}</b> <small>({metadata.get('variant', '')})</small></p>"
             f"<table cellspacing=0 cellpadding=0 width='100%'><tr>{cells}</tr></table>"
             f"<table width='100%'><tr><td>{_number(low)}</td><td align='center'><small>{legend.units}</small></td>"
-            f"<td align='right'>{_number(high)}</td></tr></table><p>{legend.meaning}</p>")
+            f"<td align='right'>{_number(high)}</td></tr></table><p>{legend.meaning}</p>"
+            + (f"<p><small>{metadata['calibration']}</small></p>" if metadata.get("calibration") else ""))
 
 
 def _over_skin(rgba: np.ndarray) -> str:

@@ -217,6 +217,7 @@ def op_explain(state: WorkerState, image: np.ndarray, bundle: str, methods: tupl
         "stages": panel.gradcam_stages,
         "faithfulness": panel.faithfulness,
         "seconds": panel.seconds,
+        "calibration": dict(segmenter.bundle.card.calibration or {}),  # what the confidence maps' colours mean
         "device": segmenter.device,
         "card": model_summary(segmenter.bundle),
     }

@@ -82,12 +82,14 @@ class MapLegend:
 
 
 LEGENDS: dict[str, MapLegend] = {legend.key: legend for legend in (
-    MapLegend("probability", "prob.", "lesion probability", "the model's sigmoid output per pixel; "
-              "the mask is where it exceeds the model card's threshold.", "probability, 0-1", palette="teal"),
+    MapLegend("probability", "prob.", "lesion probability", "the model's own sigmoid output per pixel, before the "
+              "card's temperature (the Explain confidence maps apply it); the mask is where this exceeds the model card's "
+              "threshold.", "probability, 0-1", palette="teal"),
     MapLegend("confidence", "certainty", "pixel certainty |2p-1|", "orange where the model is undecided "
-              "(probability near 0.5), clear where it is sure of lesion or skin.", "0 undecided - 1 certain", palette="doubt"),
-    MapLegend("superpixel confidence", "SLIC p", "superpixel lesion probability", "the mean lesion probability of "
-              "each SLIC superpixel (the original GlassBox confidence map); clear where it is skin.", "probability, 0-1",
+              "(calibrated probability p near 0.5), clear where it is sure of lesion or skin.", "0 undecided - 1 certain",
+              palette="doubt"),
+    MapLegend("superpixel confidence", "SLIC p", "superpixel lesion probability", "the mean calibrated lesion probability "
+              "of each SLIC superpixel (the original GlassBox confidence map); clear where it is skin.", "probability, 0-1",
               palette="teal"),
     MapLegend("saliency", "saliency", "saliency on logits", "|gradient| of the target region's mean logit with respect "
               "to each pixel: where a small change of the photograph moves the score most. It fails the model-randomisation "
@@ -115,6 +117,33 @@ LEGENDS: dict[str, MapLegend] = {legend.key: legend for legend in (
               "connection: 1 passes the encoder's features on, 0 suppresses them.", "gate coefficient, 0-1",
               palette="teal", per_layer=True),
 )}
+
+#: Maps made from the probabilities at the model card's temperature (Prediction.calibrated).
+CALIBRATED_MAPS = ("confidence", "superpixel confidence")
+
+
+def calibration_note(calibration: dict | None) -> str:
+    """What a calibrated map's colours mean for one model, from its card's ``calibration``:
+    the share of lesion among pixels shown near 0.1, 0.5 and 0.9 on the validation split,
+    the ECE, and how well the uncertainty finds wrong pixels."""
+    if not calibration:
+        return ("Not calibrated: this model's card has no calibration measurement (training/calibration.py makes one), "
+                "so a probability is the model's own and may be over- or under-confident.")
+    if "reliability" not in calibration:
+        return (f"At temperature {calibration.get('temperature', 1.0):.2f}, but the card records no reliability measurement: "
+                "how far these probabilities can be taken at their word is unknown.")
+    table = calibration["reliability"]
+    n_bins = len(table["frequency"])
+
+    def share(p: float) -> str:
+        value = table["frequency"][min(n_bins - 1, int(p * n_bins))]
+        return "no pixels" if value is None else f"{value:.0%}"
+
+    return (f"Calibrated (temperature {calibration['temperature']:.2f}) on {calibration.get('split', 'the validation split')}: "
+            f"of pixels shown near 0.1, {share(0.1)} are lesion; near 0.5, {share(0.5)}; near 0.9, {share(0.9)} "
+            f"(ECE {calibration['ece']:.3f}, {calibration['ece_uncalibrated']:.3f} before). Uncertainty 1 - |2p-1| finds "
+            f"the wrong pixels with AUROC {calibration['uncertainty_auroc']:.2f} (1 finds every error first, 0.5 is chance).")
+
 
 # Labels of the explanation methods (the options a user picks), by method name.
 METHOD_LABELS: dict[str, str] = {

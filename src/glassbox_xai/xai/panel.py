@@ -72,7 +72,7 @@ def explain(segmenter: Segmenter, image: np.ndarray, methods=METHODS, target="pr
         yield Progress(step, len(methods), method)
         started = time.perf_counter()
         if method == "confidence":
-            result = yield from confidence_maps(image, prediction.probabilities, n_segments, compactness)
+            result = yield from confidence_maps(image, prediction.calibrated, n_segments, compactness)  # at the card's temperature
             panel.maps.update({"confidence": result.confidence, "superpixel confidence": result.superpixels})
         elif method in ("saliency", "saliency-sigmoid"):
             output = "sigmoid" if method.endswith("sigmoid") else "logits"
