@@ -4,7 +4,8 @@
 
 Opens napari, loads a dev_val photograph and its expert mask from ../shared/data,
 docks the Segment widget, runs the shipped model (or ``--model BUNDLE``), and saves
-the whole window as PNG files; last, the Compare widget over 20 dev_val images.
+the whole window as PNG files; last, the Compare widget over 20 dev_val images, and
+the first of its bad explanations opened from the galleries.
 """
 
 from __future__ import annotations
@@ -53,6 +54,26 @@ def compare_folder(app, viewer, widget, path: Path, n_images: int = 20) -> None:
             app.processEvents()
             time.sleep(0.05)
         Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).save(path)
+        print(f"saved {path}")
+        open_gallery_case(app, viewer, widget, "bad explanations", path.with_name("compare_galleries.png"))
+
+
+def open_gallery_case(app, viewer, widget, group: str, path: Path) -> None:
+    """Click the first case of a gallery group, as a user would, and save the window with the list scrolled to it."""
+    from PIL import Image
+    from qtpy.QtCore import Qt
+    from qtpy.QtTest import QTest
+
+    listed = widget._galleries[group].native
+    widget.native.ensureWidgetVisible(listed)
+    widget.native.horizontalScrollBar().setValue(0)  # the labels stay in view
+    app.processEvents()
+    QTest.mouseClick(listed.viewport(), Qt.MouseButton.LeftButton, pos=listed.visualItemRect(listed.item(0)).center())
+    wait(app, lambda: widget._job is None and widget._run.enabled, 600)
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.05)
+    Image.fromarray(viewer.screenshot(canvas_only=False, flash=False)).save(path)
     print(f"saved {path}")
 
 

@@ -108,3 +108,46 @@ def test_compare_on_folder_refuses_a_folder_it_cannot_score(make_napari_viewer, 
     widget.compare_folder()
     assert len(errors) == 1 and message in errors[0]
     assert widget._job is None and widget._run.enabled and widget._run_folder.enabled and widget._cases.native.isHidden()
+
+
+def test_compare_on_folder_lists_the_galleries_and_a_click_opens_a_case(make_napari_viewer, tiny_bundle, tmp_path, errors, finish, qtbot):
+    from qtpy.QtCore import Qt
+
+    _masked_folder(tmp_path)
+    viewer = make_napari_viewer(show=True)
+    widget = _compare_widget(viewer, tiny_bundle)
+    widget._folder.value = tmp_path
+    assert widget._gallery_map.value == "gradcam" and all(listed.native.isHidden() for listed in widget._galleries.values())
+    widget._run_folder.clicked.emit()
+    finish(widget)
+    assert errors == []
+    gallery = widget.result["galleries"]["tiny"]
+    assert gallery["maps"] == ["gradcam decoder0_conv2"]
+    for group, listed in widget._galleries.items():
+        shown = [listed.native.item(i).text() for i in range(listed.native.count())]
+        assert not listed.native.isHidden() and [text.split(" · ")[0] for text in shown] == gallery["groups"][group], group
+    assert gallery["groups"]["good explanations"] and gallery["groups"]["bad explanations"]
+    assert "Galleries" in widget._folder_info.value and "gradcam decoder0_conv2" in widget._folder_info.value
+
+    for group in ("bad explanations", "good explanations"):
+        listed = widget._galleries[group].native
+        listed.scrollToItem(listed.item(0))
+        qtbot.mouseClick(listed.viewport(), Qt.MouseButton.LeftButton, pos=listed.visualItemRect(listed.item(0)).center())
+        finish(widget)
+        case = gallery["groups"][group][0]
+        assert widget._image.value is viewer.layers[case] and viewer.layers[case].visible
+        assert viewer.layers[f"{case} ground truth"].visible and viewer.layers[f"{case} tiny outline"].visible
+        assert widget.result["results"][0]["metrics"]["dice"] == pytest.approx(gallery["cases"][[c["id"] for c in gallery["cases"]].index(case)]["dice"], abs=2e-3)
+    assert errors == []
+
+
+def test_no_galleries_when_the_user_says_so(make_napari_viewer, tiny_bundle, tmp_path, errors, finish):
+    _masked_folder(tmp_path, 2)
+    viewer = make_napari_viewer()
+    widget = _compare_widget(viewer, tiny_bundle)
+    widget._folder.value = tmp_path
+    widget._gallery_map.value = None
+    widget._run_folder.clicked.emit()
+    finish(widget)
+    assert errors == [] and widget.result["galleries"] == {}
+    assert all(listed.native.isHidden() for listed in widget._galleries.values()) and "Galleries" not in widget._folder_info.value

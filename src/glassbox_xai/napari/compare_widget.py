@@ -1,7 +1,8 @@
 """The Compare dock widget: all variants on one image, as coloured outlines over the
 photograph, with their metrics side by side when a ground truth is chosen; or all
 variants over a folder with masks: the metric table, the pooled confusion matrices,
-and the best, typical and worst images by Dice, each opening with its outlines."""
+the best, typical and worst images by Dice, and the galleries (failures, good and bad
+explanations), each image opening with its outlines."""
 
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from magicgui.widgets import (
     Select,
 )
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QSizePolicy
+from qtpy.QtWidgets import QAbstractItemView, QSizePolicy
 
 from ..data.io import MaskError, read_mask
 from ..data.layout import NoImagesError, discover
@@ -28,12 +29,22 @@ from .layers import (
     case_choices,
     comparison_html,
     folder_comparison_html,
+    gallery_html,
+    gallery_items,
     variant_colors,
 )
 from .segment_widget import checked_inputs
 
 FOLDER_OP = "compare_folder"
 NO_CASE = ("choose an image to open…", None)
+GALLERY_MAPS = [("no galleries", None), ("Grad-CAM, last decoder layer", "gradcam"), ("HiRes-CAM, last decoder layer", "hirescam"),
+                ("Grad-CAM++, last decoder layer", "gradcam++"), ("Score-CAM, last decoder layer", "scorecam"), ("saliency", "saliency")]
+GALLERY_TIPS = {"failures": "The images with the lowest Dice, worst first (id · Dice · share of the map inside the expert mask): "
+                            "click one to open it",
+                "good explanations": "The images whose map puts the largest share of its attribution inside the expert mask "
+                                     "(id · Dice · that share): click one to open it",
+                "bad explanations": "The images whose map puts the smallest share of its attribution inside the expert mask "
+                                    "(id · Dice · that share): click one to open it"}
 
 
 class CompareWidget(JobWidget):
@@ -61,11 +72,24 @@ class CompareWidget(JobWidget):
         self._cases = ComboBox(label="open", choices=self._case_choices, visible=False,
                                tooltip="Open one image of the folder comparison with its ground truth and "
                                        "every model's outline (the view moves to it)")
+        self._gallery_map = ComboBox(label="galleries by", choices=GALLERY_MAPS, value="gradcam",
+                                     tooltip="The explanation that sorts a folder's images into good and bad explanations "
+                                             "(share of its attribution inside the expert mask), run on every image after the "
+                                             "comparison; Grad-CAM is the cheapest. 'no galleries' skips it")
+        self._gallery_ids: dict[str, list[tuple[str, str]]] = {}
+        self._galleries = {group: Select(label=group, choices=self._gallery_choices(group), visible=False, tooltip=tip)
+                           for group, tip in GALLERY_TIPS.items()}
         self._folder_info = Label(label="", value="", tooltip="Metrics of the last folder comparison")
         super().__init__(viewer, [self._image, self._truth, self._variants, self._extra], model_picker=False)
         self.insert(self.index(self._run) + 1, self._folder)
-        self.insert(self.index(self._folder) + 1, self._run_folder)
+        self.insert(self.index(self._folder) + 1, self._gallery_map)
+        self.insert(self.index(self._gallery_map) + 1, self._run_folder)
         self.insert(self.index(self._info), self._cases)
+        for group, listed in self._galleries.items():
+            self.insert(self.index(self._info), listed)
+            listed.native.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+            listed.native.setMaximumHeight(100)
+            listed.native.itemClicked.connect(lambda item, group=group: self._on_gallery_click(group, item))
         self.insert(self.index(self._info), self._folder_info)
         for html in (self._folder_info, self._info):  # tables use the dock's whole width, not only the value column
             labeled = html._labeled_widget()
@@ -125,7 +149,8 @@ class CompareWidget(JobWidget):
         except (NoImagesError, MaskError) as exc:
             common.error(exc)
             return None
-        kwargs = {"folder": folder, "bundles": [str(p) for _, p in bundles], "names": [n for n, _ in bundles]}
+        kwargs = {"folder": folder, "bundles": [str(p) for _, p in bundles], "names": [n for n, _ in bundles],
+                  "gallery": self._gallery_map.value}
         return ("folder", bundles), kwargs
 
     def show_result(self, context, result: dict) -> None:
@@ -152,17 +177,34 @@ class CompareWidget(JobWidget):
 
     def _show_folder(self, bundles: list[tuple[str, Path]], result: dict) -> None:
         self._folder_result = {**result, "bundles": bundles}
-        self._folder_info.value = folder_comparison_html(result["variants"])
+        self._folder_info.value = folder_comparison_html(result["variants"]) + gallery_html(result.get("galleries", {}))
         self._info.value = ""
         self._case_list = case_choices(result["variants"])
         self._cases.reset_choices()
         self._cases.value = None
         self._cases.visible = True
+        self._gallery_ids = gallery_items(result.get("galleries", {}))
+        for listed in self._galleries.values():
+            listed.reset_choices()
+            listed.visible = bool(result.get("galleries"))
         self._status.value = f"{result['card']['name']} compared on {result['device']}"
 
     def _case_choices(self, _widget=None) -> list:
         """The cases of the last folder comparison (a callable, so napari's ``reset_choices`` keeps them)."""
         return [NO_CASE, *self._case_list]
+
+    def _gallery_choices(self, group: str):
+        """The cases of one gallery group (a callable, so napari's ``reset_choices`` keeps them)."""
+        return lambda _widget=None: [label for label, _ in self._gallery_ids.get(group, [])]  # unique: they name the variant
+
+    def _on_gallery_click(self, group: str, item) -> None:
+        """A click on a gallery case opens it (again, too: a second click on the same case reopens it)."""
+        if self._folder_result is None:
+            return
+        if self._job is not None:
+            common.error("wait for the running job to finish (or cancel it), then choose the image again")
+            return
+        self.open_case(self._gallery_ids[group][self._galleries[group].native.row(item)][1])
 
     def _on_case(self, value) -> None:
         if value is None or self._folder_result is None:
