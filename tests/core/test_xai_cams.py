@@ -150,3 +150,30 @@ def test_gradcam_plus_plus_agrees_with_tf_keras_vis(classifier, image):
     peer = GradcamPlusPlus(classifier, clone=False)(lambda out: out[:, 2], explainer.prepare(image), penultimate_layer="conv1",
                                                      expand_cam=False, normalize_cam=False)[0].numpy()
     np.testing.assert_allclose(ours, peer / peer.max(), atol=1e-4)
+
+
+def test_targets_of_one_kind_share_one_compiled_graph_and_score_as_directly_computed(linear, classifier, image, rng):
+    from xai_truths import W
+
+    from glassbox_xai.xai.targets import RegionTarget
+
+    explainer = Explainer.for_model(linear, 0.5)
+    assert Explainer.for_model(linear, 0.3) is explainer and explainer.threshold == 0.3  # one per model, kept
+    x = explainer.prepare(image)
+    logits = (x[0] @ W + 0.1).astype(np.float64)  # the linear model in closed form
+    regions = [RegionTarget((rng.random((S, S)) > 0.5).astype(np.float32), sign, "drawn") for sign in (1.0, -1.0, 1.0)]
+    for region in regions:  # three requests: three targets, new weights each time
+        for output, values in (("logits", region.sign * logits), ("sigmoid", 1 / (1 + np.exp(-logits)))):
+            values = values if output == "logits" or region.sign > 0 else 1 - values
+            expected = (values * region.weights).sum() / region.weights.sum()
+            score, grads = explainer.scores_and_gradients(x, region, output)
+            assert score[0] == pytest.approx(expected, rel=1e-4) and grads.shape == x.shape
+            assert explainer.scores(x, region, output)[0] == pytest.approx(expected, rel=1e-4)
+    traced = {key[:3]: fn.experimental_get_tracing_count() for key, fn in explainer._graphs.items()}
+    assert traced == {(RegionTarget, "logits", True): 1, (RegionTarget, "sigmoid", True): 1,
+                      (RegionTarget, "logits", False): 1, (RegionTarget, "sigmoid", False): 1}  # never retraced per target
+    per_class = Explainer.for_model(classifier)
+    direct = np.asarray(classifier(per_class.prepare(image)))[0]
+    for index in range(3):
+        assert per_class.scores(per_class.prepare(image), ClassTarget(index))[0] == pytest.approx(direct[index], rel=1e-4)
+    assert [fn.experimental_get_tracing_count() for fn in per_class._graphs.values()] == [1]

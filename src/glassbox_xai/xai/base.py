@@ -13,12 +13,14 @@ evidence for the target. Gradients come from the model itself
 
 from __future__ import annotations
 
+import weakref
+
 import cv2
 import numpy as np
 
 from ..data.resize import to_model_input, to_native
 from ..tf_import import import_tensorflow
-from .targets import Output, RegionTarget, TargetScore, _check_output, is_target
+from .targets import Output, RegionTarget, TargetScore, _check_output, is_parametric, is_target
 
 Target = RegionTarget  # the segmentation target; any TargetScore works where a target is taken
 TARGETS = ("prediction", "truth", "background")
@@ -42,8 +44,21 @@ class Explainer:
         self.model = model
         self.size = int(model.input_shape[1])
         self.threshold = float(threshold)
-        # One graph per (target, output kind), for any batch size: retracing costs about a second each time.
+        # Graphs for any batch size, retracing costs about a second each: one per kind of
+        # parametric target and output kind (fed each target's parameters), and one per
+        # other target object (kept alive with its id).
+        self._graphs: dict[tuple, object] = {}
         self._gradient_fns: dict[tuple, tuple[TargetScore, object]] = {}
+
+    @classmethod
+    def for_model(cls, model, threshold: float = 0.5) -> "Explainer":
+        """The explainer of ``model``, made once and kept while the model lives (the worker keeps
+        its models), so every request after the first reuses its compiled graphs."""
+        explainer = _EXPLAINERS.get(model)
+        if explainer is None:
+            explainer = _EXPLAINERS[model] = cls(model, threshold)
+        explainer.threshold = float(threshold)
+        return explainer
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         """A photograph as a (1, S, S, 3) model input."""
@@ -91,8 +106,32 @@ class Explainer:
         score, grads = self._gradient_fn(target, output)(x)
         return score.numpy(), grads.numpy()
 
+    def _parametric(self, target, output: Output, gradients: bool):
+        """``x -> graph(x, *target.parameters())`` from one graph per kind of target, output kind
+        and parameter shapes (see :mod:`.targets`)."""
+        tf = self.tf
+        parameters = [tf.constant(p) for p in target.parameters()]
+        kind = type(target)
+        key = (kind, output, gradients, tuple((tuple(p.shape), p.dtype.name) for p in parameters))
+        if key not in self._graphs:
+            def graph(x, *params):
+                if not gradients:
+                    return kind.score_with(self.model(x, training=False), output, *params)
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    score = kind.score_with(self.model(x, training=False), output, *params)
+                return score, tape.gradient(score, x)
+
+            specs = [tf.TensorSpec([None, *self.model.input_shape[1:]], tf.float32)] + [tf.TensorSpec(p.shape, p.dtype) for p in parameters]
+            self._graphs[key] = tf.function(graph, input_signature=specs)
+        fn = self._graphs[key]
+        return lambda x: fn(x, *parameters)
+
     def _gradient_fn(self, target: TargetScore, output: Output):
-        """A graph compiled once per target and output kind (a graph is ~3x faster than eager)."""
+        """A compiled graph of score and gradients (~3x faster than eager): shared by every
+        target of a parametric kind, else compiled once per target object and output kind."""
+        if is_parametric(target):
+            return self._parametric(target, output, gradients=True)
         key = (id(target), output)
         if key not in self._gradient_fns:
             tf = self.tf
@@ -117,6 +156,8 @@ class Explainer:
     def _score_fn(self, target: TargetScore, output: Output):
         """A forward-only graph, compiled once per target and output kind (Score-CAM and the
         faithfulness curves call it many times; eager calls cost about twice as much)."""
+        if is_parametric(target):
+            return self._parametric(target, output, gradients=False)
         key = (id(target), output, "forward")
         if key not in self._gradient_fns:
             spec = self.tf.TensorSpec([None, *self.model.input_shape[1:]], self.tf.float32)
@@ -126,6 +167,9 @@ class Explainer:
 
     def _score(self, outputs, target: TargetScore, output: Output):
         return target.score(outputs, output)
+
+
+_EXPLAINERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def native(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

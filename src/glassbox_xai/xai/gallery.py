@@ -196,7 +196,7 @@ def score_folder(segmenter, samples: Sequence[Sample], choices: Sequence[MapChoi
         ValueError: no sample, no map, a sample without a mask, or an unknown target.
     """
     _check(samples, choices, target)
-    explainer = Explainer(segmenter.bundle.model, segmenter.threshold)
+    explainer = Explainer.for_model(segmenter.bundle.model, segmenter.threshold)
     cases, failures = [], []
     for i, sample in enumerate(samples):
         yield Progress(i, len(samples), f"explaining {sample.id}")

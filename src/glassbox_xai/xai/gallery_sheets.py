@@ -127,7 +127,7 @@ def write_gallery(segmenter, samples: Sequence[Sample], gallery: Gallery, choice
     out.mkdir(parents=True, exist_ok=True)
     by_id = {s.id: s for s in samples}
     picked = list(dict.fromkeys(i for g in GROUPS for i in gallery.groups[g]))
-    explainer = Explainer(segmenter.bundle.model, segmenter.threshold)
+    explainer = Explainer.for_model(segmenter.bundle.model, segmenter.threshold)
     rows = {}
     for k, image_id in enumerate(picked):
         yield Progress(k, len(picked) + 1, f"drawing {image_id}")

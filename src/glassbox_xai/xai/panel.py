@@ -57,7 +57,7 @@ def explain(segmenter: Segmenter, image: np.ndarray, methods=METHODS, target="pr
         raise ValueError(f"unknown method(s) {unknown}; expected some of {METHODS}")
     if truth is not None and truth.shape != image.shape[:2]:
         raise ValueError(f"ground truth {truth.shape} and image {image.shape[:2]} must have the same size")
-    explainer = Explainer(segmenter.bundle.model, segmenter.threshold)
+    explainer = Explainer.for_model(segmenter.bundle.model, segmenter.threshold)  # its graphs outlive the request
     started = time.perf_counter()
     prediction = segmenter.predict(image)
     panel = Panel(prediction, seconds={"predict": time.perf_counter() - started})

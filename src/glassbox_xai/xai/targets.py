@@ -13,6 +13,13 @@ whose ``score`` understands its output:
   probability score stays in [0, 1].
 * :class:`ClassTarget`: a classifier's logit vector (N, K); the score is the logit of
   one class, or its softmax probability with ``output="sigmoid"`` (read: "probability").
+
+Both are also *parametric*: ``parameters()`` gives the arrays that tell one target of the
+kind from another (a region's weights and sign, a class index) and the static
+``score_with(outputs, output, *parameters)`` scores with them as tensors. The explainer
+then compiles one graph per kind of target and model, fed each request's parameters,
+instead of one per target object (a new image is a new target; a retrace costs about a
+second). A target without them still works, with a graph of its own.
 """
 
 from __future__ import annotations
@@ -56,13 +63,22 @@ class RegionTarget:
         import tensorflow as tf
 
         _check_output(output)
+        return self.score_with(outputs, output, *(tf.constant(p) for p in self.parameters()))
+
+    def parameters(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.weights, np.float32), np.float32(1.0 if self.sign > 0 else -1.0)
+
+    @staticmethod
+    def score_with(outputs, output: Output, weights, sign):
+        """:meth:`score` with the region's ``weights`` (S, S) and ``sign`` (+1 or -1) as tensors."""
+        import tensorflow as tf
+
         values = outputs[..., 0]
         if output == "sigmoid":
-            values = tf.sigmoid(values)
-            values = values if self.sign > 0 else 1.0 - values
+            probability = tf.sigmoid(values)
+            values = tf.where(sign > 0, probability, 1.0 - probability)
         else:
-            values = self.sign * values
-        weights = tf.constant(np.asarray(self.weights, np.float32))
+            values = sign * values
         return tf.reduce_sum(values * weights, axis=(1, 2)) / tf.reduce_sum(weights)
 
     def describe(self, output: Output = "logits") -> str:
@@ -86,13 +102,28 @@ class ClassTarget:
         import tensorflow as tf
 
         _check_output(output)
+        return self.score_with(outputs, output, tf.constant(self.parameters()[0]))
+
+    def parameters(self) -> tuple[np.ndarray]:
+        return (np.int32(self.index),)
+
+    @staticmethod
+    def score_with(outputs, output: Output, index):
+        """:meth:`score` with the class ``index`` as a tensor."""
+        import tensorflow as tf
+
         if len(outputs.shape) != 2:
             raise ValueError(f"a class target needs a (N, K) logit vector output, got shape {tuple(outputs.shape)}")
         values = tf.nn.softmax(outputs, axis=-1) if output == "sigmoid" else outputs
-        return values[:, self.index]
+        return tf.gather(values, index, axis=1)
 
     def describe(self, output: Output = "logits") -> str:
         return f"{'logit' if output == 'logits' else 'softmax probability'} of {self.name}"
+
+
+def is_parametric(target) -> bool:
+    """Whether ``target`` can share a compiled graph with every target of its kind."""
+    return callable(getattr(target, "parameters", None)) and callable(getattr(type(target), "score_with", None))
 
 
 def is_target(value) -> bool:
