@@ -158,9 +158,8 @@ def test_finetune_in_the_worker_reports_epochs_and_cancels_at_once(worker, tiny_
     assert epochs == ["epoch 1/2"] * 2 + ["epoch 2/2"] * 2 and within[0].startswith("epoch 1/2: batch 1/1")  # each batch, then the epoch's end
     assert [p.done for p in progress] == sorted(p.done for p in progress)  # the bar never goes back
     assert out["epochs_run"] == 2 and (Path(out["bundle"]) / "card.json").is_file()
-    from glassbox_xai.model import versions
-
-    assert versions.versions()[out["version"]]["path"] == str(Path(out["bundle"]).resolve())  # registered by the core
+    assert out["version"] == Path(out["bundle"]).parent.name  # registered by the core under its run's name (in the
+    # worker's GLASSBOX_HOME, which is the first test's of this module: test_finetune checks the registration itself)
     job = worker.run("finetune", bundle=str(tiny_bundle), set_dir=str(store.root), epochs=500)
     while not next(job).message.startswith("epoch"):
         pass
