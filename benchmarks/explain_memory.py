@@ -1,13 +1,14 @@
 """Peak memory of ``glassbox explain --method all`` on a 7,000 x 7,000 photograph.
 
-    .venv/bin/python benchmarks/explain_memory.py [--model BUNDLE] [--side 7000] [--maps native working]
+    .venv/bin/python benchmarks/explain_memory.py [--model BUNDLE] [--side 7000] [--maps full compact]
 
 A real ISIC photograph (the largest of ``shared/data/native_samples``) is upscaled to
 ``--side`` x ``--side`` and saved as a JPEG in a temporary folder (never in the
 repository). ``glassbox explain`` then runs on it in a child process, once per
-``--maps`` choice, while this script samples the resident memory of the child and of
-every process it starts (the sum over the process tree: client and any worker) every
-0.1 s; the kernel's own peak (``ru_maxrss`` of the children) is reported beside it.
+``--maps`` choice (``full``: with ``--save-maps``; ``compact``: the default map store
+only), while this script samples the resident memory of the child and of every process
+it starts (the sum over the process tree: client and any worker) every 0.1 s; the
+kernel's own peak (``ru_maxrss`` of the children) is reported beside it.
 
 With ``--reference`` it also runs the whole panel at native resolution in one process
 (what ``glassbox explain`` did before it worked on a bounded copy); that needs about
@@ -96,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="bundle (default: the shipped dice variant)")
     parser.add_argument("--side", type=int, default=7000)
-    parser.add_argument("--maps", nargs="+", choices=("native", "working"), default=["native", "working"])
+    parser.add_argument("--maps", nargs="+", choices=("full", "compact"), default=["full", "compact"],
+                        help="full: glassbox explain --save-maps (float32 maps at the photograph's size); compact: without it")
     parser.add_argument("--reference", action="store_true", help="also the whole panel at native resolution (about 12 GB)")
     args = parser.parse_args(argv)
     rows = []
@@ -105,9 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         model = ["--model", str(args.model)] if args.model else []
         for maps in args.maps:
             out = Path(tmp) / f"out-{maps}"
+            flags = ["--save-maps"] if maps == "full" else []
             result = run_measured([sys.executable, "-m", "glassbox_xai.cli", "explain", str(photo), "-o", str(out),
-                                   "--method", "all", "--maps", maps, *model])
-            rows.append({"run": f"glassbox explain --method all --maps {maps}", "written_gb": folder_size(out) / 1e9, **result})
+                                   "--method", "all", *flags, *model])
+            rows.append({"run": " ".join(["glassbox explain --method all", *flags]), "written_gb": folder_size(out) / 1e9, **result})
             print(rows[-1], file=sys.stderr)
         if args.reference:
             result = run_measured([sys.executable, "-c", REFERENCE, str(photo), *([str(args.model)] if args.model else [])])

@@ -93,8 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--steps", type=int, default=32, help="integrated-gradients quadrature points (default 32)")
     explain.add_argument("--baseline", choices=("black", "blur"), default="black", help="integrated-gradients baseline")
     explain.add_argument("--sanity", action="store_true", help="also run the model-randomisation check for every attribution method")
-    explain.add_argument("--maps", choices=("native", "working"), default="native",
-                         help="size of the TIFF maps: the photograph's (default) or the working copy's (at most 1024 px a side; far smaller files)")
+    explain.add_argument("--save-maps", action="store_true",
+                         help="also write every map as a float32 TIFF at the photograph's size under maps/ (about 40 MB a map for "
+                              "a 10 MP photograph); by default all maps go into one maps.npz, float16, at most 512 px a side")
     _model_args(explain)
     explain.set_defaults(func=cmd_explain)
 
@@ -243,8 +244,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _explain_one(args: argparse.Namespace, segmenter, bundle_path: Path, sample, methods, label: str, failures: list):
-    """Explain one photograph at the working resolution and write its folder; maps at native size
-    unless ``--maps working``."""
+    """Explain one photograph at the working resolution and write its folder: the compact map
+    store, and with ``--save-maps`` also full-resolution float32 maps."""
     from .data.io import read_image, read_mask
     from .xai.explain_files import explain_bounded, write_panel
 
@@ -255,7 +256,7 @@ def _explain_one(args: argparse.Namespace, segmenter, bundle_path: Path, sample,
     del image, truth  # the working copy is all the panel needs; the native maps are made one at a time
     small, panel = _drive(job, label, failures)
     meta = {"image": str(sample.image), "model": str(bundle_path), "target": args.target, "photograph_shape": list(native_shape)}
-    folder = write_panel(args.output / sample.image.stem, small, panel, meta, native_shape if args.maps == "native" else None)
+    folder = write_panel(args.output / sample.image.stem, small, panel, meta, native_shape if args.save_maps else None)
     return folder, panel
 
 

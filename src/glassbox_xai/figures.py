@@ -11,13 +11,13 @@ from .metrics import Confusion
 DISCLAIMER = "Research use only; not a medical device."
 
 
-def save_figure(fig, path: str | Path) -> Path:
-    """Save a matplotlib figure as PNG (creating its folder) and close it."""
+def save_figure(fig, path: str | Path, **savefig) -> Path:
+    """Save a matplotlib figure as PNG (creating its folder) and close it; ``savefig`` goes to ``fig.savefig``."""
     import matplotlib.pyplot as plt
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, **savefig)
     plt.close(fig)
     return path
 

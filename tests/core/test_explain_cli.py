@@ -13,7 +13,7 @@ from data_paths import ISIC_IMAGES, ISIC_MASKS
 from glassbox_xai.cli import main
 
 
-def test_explain_all_writes_native_maps_figures_and_numbers(tiny_bundle, val_ids, tmp_path, capsys):
+def test_explain_all_writes_maps_figures_and_numbers(tiny_bundle, val_ids, tmp_path, capsys):
     image_id = val_ids[0]
     folder = tmp_path / "in"
     folder.mkdir()
@@ -26,9 +26,9 @@ def test_explain_all_writes_native_maps_figures_and_numbers(tiny_bundle, val_ids
     assert "completeness_error" in report and report["target"] == "truth"
     assert {"saliency", "saliency-sigmoid", "ig"} <= set(report["faithfulness"])
     assert 0.0 <= report["faithfulness"]["saliency"]["mass_inside_truth"] <= 1.0
-    for name in ("confidence", "superpixel_confidence", "saliency", "saliency-sigmoid", "integrated_gradients", "gradcam_output_logits", "attention_attention0"):
-        values = tifffile.imread(result / "maps" / f"{name}.tif")
-        assert values.shape == (512, 512) and values.dtype == np.float32, name
+    with np.load(result / "maps.npz") as store:
+        for name in ("confidence", "superpixel confidence", "saliency", "saliency-sigmoid", "integrated gradients", "gradcam output_logits", "attention attention0"):
+            assert store[name].shape == (512, 512) and store[name].dtype in (np.float16, np.float32), name
     for sheet in ("gradcam_encoder.png", "gradcam_attention.png", "gradcam_decoder.png", "gradcam_output.png", "saliency.png"):
         assert (result / sheet).stat().st_size > 5000, sheet
     assert "map(s) in" in capsys.readouterr().out
@@ -57,11 +57,13 @@ def test_elongated_image_then_a_normal_one_are_both_explained(tiny_bundle, val_i
     _elongated(folder / "ISIC_0000001.png", 10, 10_000)  # sorts first: the bad one must not sink the run
     shutil.copy(ISIC_IMAGES / f"{val_ids[0]}.jpg", folder / "ISIC_9999999.jpg")
     out = tmp_path / "out"
-    assert main(["explain", str(folder), "-o", str(out), "--model", str(tiny_bundle), "--method", "saliency"]) == 0
+    assert main(["explain", str(folder), "-o", str(out), "--model", str(tiny_bundle), "--method", "saliency", "--save-maps"]) == 0
     run = json.loads((out / "explain_run.json").read_text())
     assert [e["id"] for e in run["explained"]] == ["ISIC_0000001", "ISIC_9999999"] and run["failures"] == []
     assert tifffile.imread(out / "ISIC_0000001" / "maps" / "saliency.tif").shape == (10, 10_000)
     assert tifffile.imread(out / "ISIC_9999999" / "maps" / "saliency.tif").shape == (512, 512)
+    with np.load(out / "ISIC_0000001" / "maps.npz") as store:
+        assert store["saliency"].shape == (10, 512)  # the compact store keeps all 10 rows
     assert (out / "ISIC_0000001" / "saliency.png").stat().st_size > 5000
 
 

@@ -1,5 +1,6 @@
 """npe2 reader and writer: a photograph opens with its expert mask as a ground-truth
-layer; a Labels layer saves as an ISIC mask (8-bit 0/255 PNG at the image's size)."""
+layer; a ``glassbox explain`` folder (or its ``maps.npz``) opens as the photograph with
+every map over it; a Labels layer saves as an ISIC mask (8-bit 0/255 PNG at the image's size)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,13 @@ from ..data.layout import MASK_SUFFIX, NoImagesError, discover
 
 
 def get_reader(path: str | list[str]) -> Callable | None:
-    """A reader for dermoscopy photographs, or for a folder of them (opened in the
-    Review widget, image by image); ``None`` for masks and other files."""
+    """A reader for dermoscopy photographs, for a folder of them (opened in the Review
+    widget, image by image), or for a ``glassbox explain`` folder of one photograph
+    (:mod:`.explain_reader`); ``None`` for masks and other files."""
+    from .explain_reader import explanation_folder
+
+    if not isinstance(path, list) and explanation_folder(path) is not None:
+        return read_explanation
     if isinstance(path, list):
         return None if any(_not_photo(p) for p in path) else read_photos
     if Path(path).is_dir():
@@ -45,9 +51,17 @@ def read_folder(path: str | list[str]) -> list[tuple]:
     return [(None,)]
 
 
+def read_explanation(path: str | list[str]) -> list[tuple]:
+    """The photograph of a ``glassbox explain`` folder with every map laid over it."""
+    from .explain_reader import explanation_layers
+
+    return explanation_layers(path[0] if isinstance(path, list) else path)
+
+
 def _not_photo(path: str) -> bool:
     p = Path(path)
-    return p.is_dir() or p.suffix.lower() not in IMAGE_EXTENSIONS or p.stem.endswith((MASK_SUFFIX, "_superpixels"))
+    full_map = p.parent.name == "maps" and (p.parent.parent / "explain.json").is_file()  # --save-maps float TIFFs: napari's own reader
+    return p.is_dir() or full_map or p.suffix.lower() not in IMAGE_EXTENSIONS or p.stem.endswith((MASK_SUFFIX, "_superpixels"))
 
 
 def truth_contour(shape: tuple[int, int]) -> int:

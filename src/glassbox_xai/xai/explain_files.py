@@ -1,12 +1,14 @@
 """Explaining a photograph at a bounded working resolution, and writing the panel to
-disk: float TIFF maps (native resolution by default), overlay PNGs, Grad-CAM sheets
-per stage, and a JSON of faithfulness numbers.
+disk: one compressed store of every map (``maps.npz``, float16, at most ``STORE_SIDE``
+px a side), overlay PNGs, Grad-CAM sheets per stage, and a JSON of faithfulness numbers;
+full-resolution float32 TIFF maps only on request.
 
-Every attribution map is computed at the model's input resolution (192 or 256 px a
-side) and only resized afterwards, so a 7,000 x 7,000 photograph holds no more
-information in its maps than a 1,024 px copy does. The panel is therefore computed on
-a copy at most ``WORKING_SIDE`` px a side; native-resolution maps are produced one at
-a time while they are written, so memory stays bounded whatever the photograph's size.
+Every attribution map is computed at the model's input resolution (128-256 px a side)
+and only resized afterwards, so a 7,000 x 7,000 photograph holds no more information in
+its maps than a 1,024 px copy does. The panel is therefore computed on a copy at most
+``WORKING_SIDE`` px a side and stored at most ``STORE_SIDE`` px a side (still twice the
+model's input or more); full-resolution maps are produced one at a time while they are
+written, so memory stays bounded whatever the photograph's size.
 """
 
 from __future__ import annotations
@@ -22,16 +24,24 @@ import numpy as np
 from ..figures import DISCLAIMER
 from ..inference import Progress
 from .figures import map_figure, stage_sheet
+from .map_store import STORE_NAME, write_maps
 from .panel import Panel
 
 WORKING_SIDE = 1024
 """Longest side, in pixels, of the copy a panel is computed on (photographs no larger are used as they are)."""
 
+STORE_SIDE = 512
+"""Longest side, in pixels, of the maps in ``maps.npz`` and of the photograph the figures show
+(a 13-inch figure at 100 dpi gives each of its three panels about 400 px)."""
+
+FULL_MAPS = "maps"
+"""Folder of the full-resolution float32 TIFF maps, written only on request (``--save-maps``)."""
+
 MIN_SIDE = 32
 """Shortest side, in pixels, the working copy shrinks a side to (a side already shorter is kept)."""
 
 TIFF_OPTIONS = {"compression": "zlib", "compressionargs": {"level": 1}}
-"""Float maps barely compress (a 7,000 px map: 157 MB at zlib's default level 6, 156 MB at
+"""Full-resolution float maps barely compress (a 7,000 px map: 157 MB at zlib's default level 6, 156 MB at
 level 1), and level 1 writes them twice as fast."""
 
 PIECEWISE_CONSTANT = ("superpixel confidence",)
@@ -89,46 +99,71 @@ def explain_bounded(segmenter, image: np.ndarray, methods, target: str | np.ndar
 
 
 def resize_map(name: str, values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A float32 map resized to ``shape`` (rows, cols): bilinear, or nearest for region maps."""
+    """A float32 map resized to ``shape`` (rows, cols): area-averaged when it shrinks, bilinear
+    when it grows, nearest-neighbour for region maps."""
     values = np.asarray(values, dtype=np.float32)
     if values.shape == tuple(shape):
         return values
-    interpolation = cv2.INTER_NEAREST if name in PIECEWISE_CONSTANT else cv2.INTER_LINEAR
+    shrinks = shape[0] <= values.shape[0] and shape[1] <= values.shape[1]
+    interpolation = cv2.INTER_NEAREST if name in PIECEWISE_CONSTANT else cv2.INTER_AREA if shrinks else cv2.INTER_LINEAR
     return cv2.resize(values, (int(shape[1]), int(shape[0])), interpolation=interpolation)
 
 
-def write_panel(folder: str | Path, image: np.ndarray, panel: Panel, meta: dict, map_shape: tuple[int, int] | None = None) -> Path:
-    """Write every map of ``panel`` into ``folder``; return the folder.
+def write_panel(folder: str | Path, image: np.ndarray, panel: Panel, meta: dict, full_shape: tuple[int, int] | None = None) -> Path:
+    """Write ``panel`` into ``folder``; return the folder.
 
-    ``image`` is the photograph the panel was computed on (figures are drawn over it);
-    ``map_shape`` (rows, cols) is the size of the TIFF maps, usually the original
-    photograph's; by default the panel's own size. Native maps are made one at a time,
-    so at most one of them is in memory.
+    ``image`` is the photograph the panel was computed on. Every map goes into one
+    ``maps.npz`` (:mod:`.map_store`) at :func:`working_shape` with ``STORE_SIDE``; the figures
+    are drawn at that size too. With ``full_shape`` (rows, cols), usually the original
+    photograph's, every map is also written as a float32 TIFF of that size under ``maps/``,
+    one at a time, so at most one full-size map is in memory.
     """
-    import tifffile
-
     folder = Path(folder)
-    map_shape = tuple(int(n) for n in (map_shape or image.shape[:2]))
-    (folder / "maps").mkdir(parents=True, exist_ok=True)
-    for name, values in panel.maps.items():
-        tifffile.imwrite(folder / "maps" / f"{slug(name)}.tif", resize_map(name, values, map_shape), **TIFF_OPTIONS)
-        if not name.startswith(("gradcam ", "hirescam ")):
-            map_figure(image, panel.prediction.mask, values, name, folder / f"{slug(name)}.png")
-    for stage, layers in panel.gradcam_stages.items():
-        maps = {layer: panel.maps[f"gradcam {layer}"] for layer in layers}
-        if maps:
-            stage_sheet(image, maps, stage, folder / f"gradcam_{stage}.png")
+    folder.mkdir(parents=True, exist_ok=True)
+    shape = working_shape(image.shape[:2], STORE_SIDE)
+    shown, mask = to_working(image, panel.prediction.mask, shape=shape)
+    maps = {name: resize_map(name, values, shape) for name, values in panel.maps.items()}
+    dtypes = write_maps(folder / STORE_NAME, maps)
+    if full_shape is not None:
+        _write_tiffs(folder / FULL_MAPS, panel.maps, tuple(int(n) for n in full_shape))
+    _write_figures(folder, shown, mask, maps, panel.gradcam_stages)
     report = {
         **meta,
         "disclaimer": DISCLAIMER,
-        "shape": list(map_shape),  # of the TIFF maps
+        "maps_file": STORE_NAME,
+        "shape": list(shape),  # of the maps in maps.npz
+        "map_dtypes": dict(sorted(dtypes.items())),
         "working_shape": list(image.shape[:2]),  # of the copy the maps were computed on
         "threshold": panel.prediction.threshold,
         "maps": sorted(panel.maps),
+        "stages": panel.gradcam_stages,
         "faithfulness": panel.faithfulness,
         "seconds": panel.seconds,
     }
+    if full_shape is not None:
+        report["full_maps"] = {"folder": FULL_MAPS, "shape": [int(n) for n in full_shape], "dtype": "float32",
+                               "files": {name: f"{slug(name)}.tif" for name in sorted(panel.maps)}}
     if "ig" in panel.faithfulness:
         report["completeness_error"] = panel.faithfulness["ig"]["completeness_error"]
     (folder / "explain.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     return folder
+
+
+def _write_tiffs(folder: Path, maps: dict[str, np.ndarray], shape: tuple[int, int]) -> None:
+    """Every map as a float32 TIFF of ``shape``, made and written one at a time."""
+    import tifffile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, values in maps.items():
+        tifffile.imwrite(folder / f"{slug(name)}.tif", resize_map(name, values, shape), **TIFF_OPTIONS)
+
+
+def _write_figures(folder: Path, image: np.ndarray, mask: np.ndarray, maps: dict[str, np.ndarray], stages: dict[str, list[str]]) -> None:
+    """An overlay PNG per map (the per-layer CAMs excepted) and a Grad-CAM sheet per stage."""
+    for name, values in maps.items():
+        if not name.startswith(("gradcam ", "hirescam ")):
+            map_figure(image, mask, values, name, folder / f"{slug(name)}.png")
+    for stage, layers in stages.items():
+        sheet = {layer: maps[f"gradcam {layer}"] for layer in layers if f"gradcam {layer}" in maps}
+        if sheet:
+            stage_sheet(image, sheet, stage, folder / f"gradcam_{stage}.png")

@@ -90,4 +90,5 @@ def stage_sheet(image: np.ndarray, maps: dict[str, np.ndarray], stage: str, path
 
 
 def _save(fig, path) -> Path:
-    return save_figure(fig, path)
+    """PNG at zlib level 1: a third faster to encode than the default 6, files about 20% larger."""
+    return save_figure(fig, path, pil_kwargs={"compress_level": 1})
