@@ -53,15 +53,17 @@ def map_figure(image: np.ndarray, mask: np.ndarray, values: np.ndarray, title: s
     limit = 1.0 if unit_range else float(np.percentile(np.abs(values), 99.5)) or 1.0
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.4), dpi=100)
     axes[0].imshow(shown, aspect=aspect)
-    axes[0].set_title("photograph", fontsize=10)
+    # Titles at y=1.0 (where matplotlib puts them over axes without ticks) turn off its automatic
+    # title placement, which measures every axis's tick labels at each draw: up to a third of the time.
+    axes[0].set_title("photograph", fontsize=10, y=1.0)
     axes[1].imshow(shown, aspect=aspect)
     _outline(axes[1], mask, colors="#ff00cc", linewidths=1.2)
-    axes[1].set_title("predicted lesion outline", fontsize=10)
+    axes[1].set_title("predicted lesion outline", fontsize=10, y=1.0)
     axes[2].imshow(shown, aspect=aspect)
     heat = axes[2].imshow(values, cmap="RdBu_r" if diverging else "inferno", alpha=0.6, aspect=aspect,
                           vmin=-limit if diverging else 0.0, vmax=limit if diverging else max(limit, 1e-12))
     _outline(axes[2], mask, colors="white", linewidths=0.8)
-    axes[2].set_title(title, fontsize=10)
+    axes[2].set_title(title, fontsize=10, y=1.0)
     fig.colorbar(heat, ax=axes[2], fraction=0.046, pad=0.04)
     for ax in axes:
         ax.axis("off")
@@ -82,7 +84,7 @@ def stage_sheet(image: np.ndarray, maps: dict[str, np.ndarray], stage: str, path
     for ax, (name, values) in zip(axes.flat, maps.items()):
         ax.imshow(shown, aspect=aspect)
         ax.imshow(values[view], cmap="inferno", alpha=0.6, vmin=0, vmax=1, aspect=aspect)
-        ax.set_title(name, fontsize=8)
+        ax.set_title(name, fontsize=8, y=1.0)
     fig.suptitle(f"Grad-CAM, {stage} stage (each layer scaled to its own maximum)", fontsize=11)
     fig.text(0.5, 0.005, DISCLAIMER, ha="center", fontsize=7, color="0.4")
     fig.tight_layout(rect=(0, 0.02, 1, 0.97))
