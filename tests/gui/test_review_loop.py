@@ -63,6 +63,9 @@ def test_review_correct_accept_resume_rank(make_napari_viewer, qtbot, tiny_bundl
     assert "enter your name as annotator" in errors.pop() and not (set_dir / "sidecars" / f"{ids[0]}.json").exists()
     widget._annotator.value = "ana"
     viewer.keymap[KeyBinding.from_str("Shift-Enter")](viewer)  # accept with the shortcut
+    assert widget._saving and not labels.editable  # saved off the GUI thread; no edit meanwhile
+    viewer.keymap[KeyBinding.from_str("Shift-Right")](viewer)  # pressed while saving: waits, no image skipped
+    finish(widget)
     sidecar = json.loads((set_dir / "sidecars" / f"{ids[0]}.json").read_text())
     assert sidecar["annotator"] == "ana" and sidecar["edits"]["pixels_added"] == added and sidecar["edits"]["pixels_removed"] == removed and sidecar["version"] == 1
     assert sidecar["model"]["bundle"] == str(tiny_bundle) and sidecar["model"]["weights_sha256"]
@@ -220,6 +223,7 @@ def test_revisiting_an_accepted_image_shows_its_correction_in_the_same_layers(ma
     value = 0 if shown.data[200, 200] else 1
     shown.paint((200, 200), value)
     widget.accept()  # edited again: a second version, starting from the saved correction
+    finish(widget)
     sidecar = json.loads((set_dir / "sidecars" / f"{ids[0]}.json").read_text())
     saved = read_mask(set_dir / "masks" / f"{ids[0]}_segmentation.png")
     assert sidecar["version"] == 2 and saved[200, 200] == bool(value) and np.count_nonzero(saved != accepted) > 0
