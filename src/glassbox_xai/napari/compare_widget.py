@@ -18,7 +18,7 @@ from magicgui.widgets import (
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QAbstractItemView, QSizePolicy
 
-from ..data.io import MaskError, read_mask
+from ..data.io import MaskError
 from ..data.layout import NoImagesError, discover
 from ..model import versions
 from ..model.registry import VARIANT_NAMES, installed_bundles
@@ -218,7 +218,7 @@ class CompareWidget(JobWidget):
         """Open one image of the last folder comparison with its ground truth, and compare the
         same models on it (their outlines appear over it)."""
         result = self._folder_result
-        image, truth = self._add_photo(Path(result["images"][image_id]), Path(result["masks"][image_id]))
+        image, truth = self._add_photo(Path(result["images"][image_id]))
         self._image.reset_choices()
         self._truth.reset_choices()
         self._image.value, self._truth.value = image, truth
@@ -228,23 +228,17 @@ class CompareWidget(JobWidget):
         finally:
             self._case_bundles = None
 
-    def _add_photo(self, photo: Path, mask: Path):
-        """The image and ground-truth layers of a photograph, named as the reader names them
-        (added unless already open). Every layer of other images is hidden and the view fits
-        the photograph, whatever the size of what was open before."""
+    def _add_photo(self, photo: Path):
+        """The image and ground-truth layers of a photograph, as the reader makes them (its mask
+        found by the same ``discover`` the comparison used), added unless already open. Every
+        layer of other images is hidden and the view fits the photograph, whatever the size of
+        what was open before."""
         layers = self._viewer.layers
         for layer in layers:
             if not _of_image(layer.name, photo.stem):
                 layer.visible = False
         tuples = [t for t in read_photos(str(photo)) if t[1]["name"] not in layers]
         truth_name = f"{photo.stem} ground truth"
-        if truth_name not in layers and not any(kind == "labels" for *_, kind in tuples):  # masks in an ISIC _GroundTruth folder
-            shape = (tuples[0][0] if tuples else layers[photo.stem].data).shape[:2]
-            try:
-                truth = read_mask(mask, expected_shape=shape).astype(np.uint8)
-                tuples.append((truth, {"name": truth_name, "opacity": 0.9, "metadata": {"path": str(mask)}}, "labels"))
-            except MaskError as exc:
-                common.error(f"ground truth not loaded: {exc}")
         for data, meta, kind in tuples:
             getattr(self._viewer, f"add_{kind}")(data, **meta)
         for layer in layers:
