@@ -373,6 +373,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"installed models: {len(bundles) or 'none (train them with the recipes in training/)'}")
     for name, (path, card) in bundles.items():
         print(f"  {card.summary()}  [{path}]")
+    from .model import versions
+
+    made_here, active = versions.versions(), versions.active()
+    print(f"fine-tuned versions: {len(made_here) or 'none'} (active model: {active or 'dice, the default'})")
+    for name, entry in made_here.items():
+        print(f"  {'*' if name == active else ' '} {name:<32} {entry.get('created', '')}  [{entry['path']}]")
     print("libraries:")
     for name in ("tensorflow", "keras", "numpy", "scikit-image", "opencv-python-headless", "albumentations", "napari", "npe2"):
         try:

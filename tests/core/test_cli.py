@@ -239,11 +239,19 @@ def test_corrupt_model_bundle_is_reported(tiny_bundle, native_images, tmp_path, 
     assert "model.keras does not match its model card" in capsys.readouterr().err
 
 
-def test_info_lists_device_models_and_versions(capsys):
+def test_info_lists_device_models_and_versions(capsys, tiny_bundle, tmp_path):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "device: CPU" in out or "device: GPU:" in out
-    assert "installed models:" in out and "tensorflow" in out and "keras" in out
+    assert "installed models:" in out and "tensorflow" in out and "keras" in out  # library versions
+    assert "fine-tuned versions: none (active model: dice, the default)" in out
+    from glassbox_xai.model import versions
+
+    shutil.copytree(tiny_bundle, tmp_path / "clinic-v1" / "bundle")
+    versions.set_active(versions.register(tmp_path / "clinic-v1" / "bundle"))
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "fine-tuned versions: 1 (active model: clinic-v1)" in out and "* clinic-v1" in out  # model versions
 
 
 def _rehash(bundle) -> None:
