@@ -87,11 +87,12 @@ def _parser() -> argparse.ArgumentParser:
     explain = sub.add_parser("explain", help="confidence, saliency, integrated gradients and Grad-CAM maps with faithfulness numbers")
     explain.add_argument("inputs", nargs="+", type=Path, help="image files or folders")
     explain.add_argument("-o", "--output", type=Path, required=True, help="folder for the maps (one subfolder per image)")
-    explain.add_argument("--method", choices=("confidence", "saliency", "saliency-sigmoid", "ig", "gradcam", "hirescam", "gradcam++", "scorecam", "all"), default="all")
+    explain.add_argument("--method", choices=("confidence", "saliency", "saliency-sigmoid", "ig", "gradcam", "hirescam", "gradcam++", "scorecam", "all"), default="all",
+                         help="the map to make (default: all of them)")
     explain.add_argument("--target", choices=("prediction", "truth", "background"), default="prediction",
                          help="pixels to explain (truth needs <stem>_segmentation.png beside the image)")
     explain.add_argument("--steps", type=int, default=32, help="integrated-gradients quadrature points (default 32)")
-    explain.add_argument("--baseline", choices=("black", "blur"), default="black", help="integrated-gradients baseline")
+    explain.add_argument("--baseline", choices=("black", "blur"), default="black", help="integrated-gradients baseline (default: black)")
     explain.add_argument("--sanity", action="store_true", help="also run the model-randomisation check for every attribution method")
     explain.add_argument("--save-maps", action="store_true",
                          help="also write every map as a float32 TIFF at the photograph's size under maps/ (about 40 MB a map for "

@@ -29,7 +29,8 @@ def test_explain_all_writes_maps_figures_and_numbers(tiny_bundle, val_ids, tmp_p
     with np.load(result / "maps.npz") as store:
         for name in ("confidence", "superpixel confidence", "saliency", "saliency-sigmoid", "integrated gradients", "gradcam output_logits", "attention attention0"):
             assert store[name].shape == (512, 512) and store[name].dtype in (np.float16, np.float32), name
-    for sheet in ("gradcam_encoder.png", "gradcam_attention.png", "gradcam_decoder.png", "gradcam_output.png", "saliency.png"):
+    sheets = [f"{method}_{stage}.png" for method in ("gradcam", "hirescam") for stage in ("encoder", "attention", "decoder", "output")]
+    for sheet in (*sheets, "saliency.png"):
         assert (result / sheet).stat().st_size > 5000, sheet
     assert "map(s) in" in capsys.readouterr().out
 

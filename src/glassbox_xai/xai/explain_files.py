@@ -1,6 +1,6 @@
 """Explaining a photograph at a bounded working resolution, and writing the panel to
 disk: one compressed store of every map (``maps.npz``, float16, at most ``STORE_SIDE``
-px a side), overlay PNGs, Grad-CAM sheets per stage, and a JSON of faithfulness numbers;
+px a side), overlay PNGs, Grad-CAM and HiRes-CAM sheets per stage, and a JSON of faithfulness numbers;
 full-resolution float32 TIFF maps only on request.
 
 Every attribution map is computed at the model's input resolution (128-256 px a side)
@@ -159,11 +159,12 @@ def _write_tiffs(folder: Path, maps: dict[str, np.ndarray], shape: tuple[int, in
 
 
 def _write_figures(folder: Path, image: np.ndarray, mask: np.ndarray, maps: dict[str, np.ndarray], stages: dict[str, list[str]]) -> None:
-    """An overlay PNG per map (the per-layer CAMs excepted) and a Grad-CAM sheet per stage."""
+    """An overlay PNG per map (the per-layer CAMs excepted) and a Grad-CAM and a HiRes-CAM sheet per stage."""
     for name, values in maps.items():
         if not name.startswith(("gradcam ", "hirescam ")):
             map_figure(image, mask, values, name, folder / f"{slug(name)}.png")
-    for stage, layers in stages.items():
-        sheet = {layer: maps[f"gradcam {layer}"] for layer in layers if f"gradcam {layer}" in maps}
-        if sheet:
-            stage_sheet(image, sheet, stage, folder / f"gradcam_{stage}.png")
+    for method, title in (("gradcam", "Grad-CAM"), ("hirescam", "HiRes-CAM")):
+        for stage, layers in stages.items():
+            sheet = {layer: maps[f"{method} {layer}"] for layer in layers if f"{method} {layer}" in maps}
+            if sheet:
+                stage_sheet(image, sheet, stage, folder / f"{method}_{stage}.png", method=title)

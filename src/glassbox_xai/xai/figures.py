@@ -1,5 +1,5 @@
 """Figures of explanation maps: image, mask outline, heat map with a colour bar; and a
-Grad-CAM sheet per stage."""
+Grad-CAM and HiRes-CAM sheet per stage."""
 
 from __future__ import annotations
 
@@ -72,8 +72,8 @@ def map_figure(image: np.ndarray, mask: np.ndarray, values: np.ndarray, title: s
     return _save(fig, path)
 
 
-def stage_sheet(image: np.ndarray, maps: dict[str, np.ndarray], stage: str, path: str | Path) -> Path:
-    """Every layer map of one Grad-CAM stage over the photograph, one panel per layer."""
+def stage_sheet(image: np.ndarray, maps: dict[str, np.ndarray], stage: str, path: str | Path, method: str = "Grad-CAM") -> Path:
+    """Every layer map of one stage (Grad-CAM, or ``method``) over the photograph, one panel per layer."""
     plt = _plt()
     shown, view, aspect = _display(image, 384)
     cols = min(4, len(maps))
@@ -85,7 +85,7 @@ def stage_sheet(image: np.ndarray, maps: dict[str, np.ndarray], stage: str, path
         ax.imshow(shown, aspect=aspect)
         ax.imshow(values[view], cmap="inferno", alpha=0.6, vmin=0, vmax=1, aspect=aspect)
         ax.set_title(name, fontsize=8, y=1.0)
-    fig.suptitle(f"Grad-CAM, {stage} stage (each layer scaled to its own maximum)", fontsize=11)
+    fig.suptitle(f"{method}, {stage} stage (each layer scaled to its own maximum)", fontsize=11)
     fig.text(0.5, 0.005, DISCLAIMER, ha="center", fontsize=7, color="0.4")
     fig.tight_layout(rect=(0, 0.02, 1, 0.97))
     return _save(fig, path)
