@@ -176,3 +176,20 @@ def test_likely_device_reads_the_driver_and_respects_cuda_visible_devices(tmp_pa
     (tmp_path / "0000:01:00.0" / "information").write_text("Model: \t\t NVIDIA H100 80GB HBM3\nIRQ: 42\n")
     assert likely_device({}, tmp_path) == "GPU (NVIDIA H100 80GB HBM3)"
     assert likely_device({"CUDA_VISIBLE_DEVICES": "-1"}, tmp_path).startswith("CPU (GPUs hidden")
+
+
+def test_faithfulness_table_compares_with_a_random_order_and_says_every_warning():
+    from glassbox_xai.napari.layers import faithfulness_html
+
+    random = {"random_deletion_auc": 0.936, "random_insertion_auc": 0.937}
+    html = faithfulness_html({
+        "gradcam": {"deletion_auc": 0.643, "insertion_auc": 0.664, **random},
+        "scorecam": {"deletion_auc": 0.937, "insertion_auc": 0.937, **random},
+        "ig": {"deletion_auc": float("nan"), "insertion_auc": 0.9, "completeness_error": 0.084, **random,
+               "completeness_warning": "completeness error 8.4% is above 1%: use more steps (--steps 128)"},
+    })
+    assert "<tr><td><i>random order</i></td><td align='right'><i>0.936</i></td><td align='right'><i>0.937</i></td><td></td></tr>" in html
+    assert "<td align='right'>0.643</td>" in html and "<td align='right'>0.937*</td>" in html  # Score-CAM no better than random
+    assert "this map does not show which pixels" in html and "<td align='right'>0.084 ⚠</td>" in html
+    assert "⚠ IG: completeness error 8.4% is above 1%: use more steps" in html
+    assert "<td align='right'>n/a</td>" in html and "n/a: the curve is undefined" in html and "nan" not in html

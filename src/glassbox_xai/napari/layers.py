@@ -169,23 +169,55 @@ def variant_color(name: str, index: int = 0) -> str:
     return VARIANT_COLORS.get(name, EXTRA_COLORS[index % len(EXTRA_COLORS)])
 
 
+RANDOM_MARGIN = 0.05  # a deletion area less than this below the random order's says little
+
+
 def faithfulness_html(numbers: dict[str, dict]) -> str:
     """Faithfulness numbers as a narrow HTML table: one row per method, one column per measure
-    (it grows downwards, not past the dock's edge, as methods are added)."""
+    (it grows downwards, not past the dock's edge, as methods are added), a row for a random
+    pixel order to compare with, a mark on maps no better than random, and every warning
+    (completeness error above 1%, degenerate curves) said in words below it."""
     if not numbers:
         return f"<i>{DISCLAIMER}</i>"
     measures = [(key, label) for key, label in (("deletion_auc", "deletion ↓"), ("insertion_auc", "insertion ↑"),
                                                  ("mass_inside_truth", "in truth"), ("completeness_error", "IG error"))
                 if any(key in values for values in numbers.values())]
-    head = "".join(f"<th>{label}</th>" for _, label in measures)
-    rows = "".join(
-        f"<tr><td>{FAITHFULNESS_NAMES.get(method, method)}</td>"
-        + "".join(f"<td align='right'>{values[key]:.3f}</td>" if key in values else "<td></td>" for key, _ in measures) + "</tr>"
-        for method, values in numbers.items()
-    )
-    return (f"<table><tr><th></th>{head}</tr>{rows}</table><p>Deletion and insertion: areas under the curves "
-            f"(lower deletion and higher insertion mean a more faithful map). In truth: share of attribution inside the "
-            f"ground truth. IG error: integrated-gradients completeness error.</p><p><i>{DISCLAIMER}</i></p>")
+    random = next((values for values in numbers.values() if "random_deletion_auc" in values), None)
+
+    def cell(method: str, values: dict, key: str) -> str:
+        if key not in values:
+            return "<td></td>"
+        value = values[key]
+        if not np.isfinite(value):
+            return "<td align='right'>n/a</td>"
+        mark = ""
+        if key == "deletion_auc" and random is not None and value > random["random_deletion_auc"] - RANDOM_MARGIN:
+            mark = "*"
+        if key == "completeness_error" and "completeness_warning" in values:
+            mark = " ⚠"
+        return f"<td align='right'>{value:.3f}{mark}</td>"
+
+    rows = "".join(f"<tr><td>{FAITHFULNESS_NAMES.get(method, method)}</td>" + "".join(cell(method, values, key) for key, _ in measures) + "</tr>"
+                   for method, values in numbers.items())
+    if random is not None:
+        baseline = {"deletion_auc": random["random_deletion_auc"], "insertion_auc": random["random_insertion_auc"]}
+        rows += "<tr><td><i>random order</i></td>" + "".join(
+            f"<td align='right'><i>{baseline[key]:.3f}</i></td>" if key in baseline else "<td></td>" for key, _ in measures) + "</tr>"
+    notes = []
+    if random is not None and any(v.get("deletion_auc", -np.inf) > random["random_deletion_auc"] - RANDOM_MARGIN for v in numbers.values()):
+        notes.append(f"* deletion area within {RANDOM_MARGIN} of a random pixel order's: this map does not show which pixels "
+                     "the prediction rests on.")
+    for method, values in numbers.items():
+        for key in ("completeness_warning", "degenerate"):
+            if key in values:
+                notes.append(f"⚠ {FAITHFULNESS_NAMES.get(method, method)}: {values[key]}")
+    if any(not np.isfinite(v) for values in numbers.values() for k, v in values.items() if k in dict(measures)):
+        notes.append("n/a: the curve is undefined here (for example an empty target).")
+    said = "".join(f"<p><small>{note}</small></p>" for note in notes)
+    return (f"<table><tr><th></th>{''.join(f'<th>{label}</th>' for _, label in measures)}</tr>{rows}</table>{said}"
+            f"<p>Deletion and insertion: areas under the curves as the most relevant pixels are removed (ROAD) or "
+            f"put back (lower deletion and higher insertion mean a more faithful map). In truth: share of attribution "
+            f"inside the ground truth. IG error: integrated-gradients completeness error.</p><p><i>{DISCLAIMER}</i></p>")
 
 
 FAITHFULNESS_NAMES = {"saliency-sigmoid": "saliency σ", "ig": "IG", "gradcam": "Grad-CAM", "hirescam": "HiRes-CAM",
