@@ -206,3 +206,13 @@ def test_top_level_must_be_a_mapping(tmp_path, text):
 
 def test_recipe_error_is_a_value_error():
     assert issubclass(RecipeError, ValueError)
+
+
+def test_lever_recipes_load_and_continue_from_a_stage(recipes):
+    """Recipes of levers measured but not shipped (training/configs/levers/) stay loadable and
+    continue from a stage of the shipped chain, with its model."""
+    levers = sorted((CONFIGS / "levers").glob("*.yaml"))
+    assert [p.stem for p in levers] == ["long"]
+    for path in levers:
+        recipe = load_recipe(path)
+        assert recipe.parent in STAGES and recipe.model == recipes["base"].model and recipe.data == recipes["base"].data
