@@ -237,7 +237,8 @@ def adapt(model, corrections: Arrays, original: Arrays | None, settings: Finetun
     if settings.epochs:
         config = FitConfig(epochs=settings.epochs, batch_size=min(settings.batch_size, len(train[0])), learning_rate=settings.learning_rate,
                            warmup_epochs=0, patience=settings.epochs, seed=settings.seed)
-        summary.update(fit(model, make_loss(settings.loss), train, val, config, AUGMENT, Path(run_dir), report=report, verbose=verbose))
+        summary.update(fit(model, make_loss(settings.loss), train, val, config, AUGMENT, Path(run_dir), report=report, verbose=verbose,
+                           report_batches=True))
     summary["threshold"] = None
     if settings.choose_threshold:
         summary["threshold"], summary["threshold_dice"] = best_threshold(sigmoid(model_logits(model, images.astype(np.float32) / 255.0, tta)), masks)

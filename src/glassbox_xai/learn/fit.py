@@ -114,9 +114,12 @@ def fit(
     run_dir: str | Path,
     report: Callable[[int, int, dict], None] | None = None,
     verbose: int = 2,
+    report_batches: bool = False,
 ) -> dict[str, Any]:
     """Train ``model`` in place, resuming from ``run_dir`` if an earlier run was cut off.
 
+    ``report(epoch, epochs, logs)`` is called after each epoch; with ``report_batches`` also
+    after each batch (see :class:`ProgressCallback`).
     Returns a summary: best validation Dice and its epoch, epochs run, history.
     The best weights are loaded into ``model`` before returning.
     """
@@ -140,7 +143,7 @@ def fit(
         keras.callbacks.BackupAndRestore(run_dir / "backup", delete_checkpoint=False),
     ]
     if report is not None:
-        callbacks.append(ProgressCallback(report, config.epochs, steps))
+        callbacks.append(ProgressCallback(report, config.epochs, steps if report_batches else None))
     (run_dir / "fit_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     if start_epoch:
         log.info("resuming %s after %d finished epoch(s)", run_dir, start_epoch)
