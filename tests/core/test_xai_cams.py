@@ -177,3 +177,18 @@ def test_targets_of_one_kind_share_one_compiled_graph_and_score_as_directly_comp
     for index in range(3):
         assert per_class.scores(per_class.prepare(image), ClassTarget(index))[0] == pytest.approx(direct[index], rel=1e-4)
     assert [fn.experimental_get_tracing_count() for fn in per_class._graphs.values()] == [1]
+
+
+def test_a_kept_explainer_does_not_keep_its_model_alive():
+    import gc
+    import weakref
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((S, S, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 1, name="output_logits")(inputs))
+    explainer = Explainer.for_model(model)
+    assert Explainer.for_model(model) is explainer and model.get_config()  # kept; the model still serialises
+    gone = weakref.ref(model)
+    del model, explainer
+    gc.collect()
+    assert gone() is None  # model and explainer are collected together

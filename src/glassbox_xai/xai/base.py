@@ -13,8 +13,6 @@ evidence for the target. Gradients come from the model itself
 
 from __future__ import annotations
 
-import weakref
-
 import cv2
 import numpy as np
 
@@ -53,10 +51,15 @@ class Explainer:
     @classmethod
     def for_model(cls, model, threshold: float = 0.5) -> "Explainer":
         """The explainer of ``model``, made once and kept while the model lives (the worker keeps
-        its models), so every request after the first reuses its compiled graphs."""
-        explainer = _EXPLAINERS.get(model)
+        its models), so every request after the first reuses its compiled graphs.
+
+        It is kept on the model itself, outside Keras' tracked attributes: model and explainer
+        refer to each other and are collected together (a cache keyed by the model would keep
+        every model alive through its explainer)."""
+        explainer = vars(model).get(_KEPT)
         if explainer is None:
-            explainer = _EXPLAINERS[model] = cls(model, threshold)
+            explainer = cls(model, threshold)
+            object.__setattr__(model, _KEPT, explainer)
         explainer.threshold = float(threshold)
         return explainer
 
@@ -169,7 +172,7 @@ class Explainer:
         return target.score(outputs, output)
 
 
-_EXPLAINERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_KEPT = "_glassbox_explainer"  # the attribute of a Keras model that keeps its Explainer
 
 
 def native(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
