@@ -65,10 +65,10 @@ def test_faithfulness_table_has_one_row_per_method():
 
     html = faithfulness_html({"saliency": {"deletion_auc": 0.5, "insertion_auc": 0.7},
                               "ig": {"deletion_auc": 0.25, "insertion_auc": 0.75, "completeness_error": 0.004}})
-    assert "<th></th><th>deletion ↓</th><th>insertion ↑</th><th>IG error</th></tr>" in html  # one column per measure
+    assert "<th></th><th>del. ↓</th><th>ins. ↑</th><th>IG err.</th></tr>" in html  # one column per measure
     assert "<tr><td>IG</td><td align='right'>0.250</td><td align='right'>0.750</td><td align='right'>0.004</td></tr>" in html
     assert "<tr><td>saliency</td><td align='right'>0.500</td><td align='right'>0.700</td><td></td></tr>" in html
-    assert "in truth" not in html  # no method measured it
+    assert "<th>in GT</th>" not in html  # no method measured it
 
 
 ALL_MAPS = ["probability", "confidence", "superpixel confidence", "saliency", "saliency-sigmoid", "integrated gradients",

@@ -38,7 +38,7 @@ def test_explain_pushes_every_map_as_an_aligned_layer(make_napari_viewer, tiny_b
     stack = viewer.layers[map_layer_name(image_id, "gradcam", "custom")]
     assert stack.data.ndim == 3 and len(stack.metadata["layers"]) == stack.data.shape[0]
     assert stack.metadata["layers"][0].startswith("encoder:") and stack.metadata["layers"][-1] == "output: output_logits"
-    assert "IG error" in widget._info.value and "deletion" in widget._info.value
+    assert "IG err." in widget._info.value and "deletion" in widget._info.value
     assert f"{widget.result['faithfulness']['ig']['completeness_error']:.3f}" in widget._info.value
     count = len(viewer.layers)
     press(widget)

@@ -179,9 +179,9 @@ def faithfulness_html(numbers: dict[str, dict]) -> str:
     (completeness error above 1%, degenerate curves) said in words below it."""
     if not numbers:
         return f"<i>{DISCLAIMER}</i>"
-    measures = [(key, label) for key, label in (("deletion_auc", "deletion ↓"), ("insertion_auc", "insertion ↑"),
-                                                 ("mass_inside_truth", "in truth"), ("completeness_error", "IG error"))
-                if any(key in values for values in numbers.values())]
+    measures = [(key, label) for key, label in (("deletion_auc", "del. ↓"), ("insertion_auc", "ins. ↑"),
+                                                 ("mass_inside_truth", "in GT"), ("completeness_error", "IG err."))
+                if any(key in values for values in numbers.values())]  # short headers: the table fits the dock
     random = next((values for values in numbers.values() if "random_deletion_auc" in values), None)
 
     def cell(method: str, values: dict, key: str) -> str:
@@ -214,10 +214,10 @@ def faithfulness_html(numbers: dict[str, dict]) -> str:
     if any(not np.isfinite(v) for values in numbers.values() for k, v in values.items() if k in dict(measures)):
         notes.append("n/a: the curve is undefined here (for example an empty target).")
     said = "".join(f"<p><small>{note}</small></p>" for note in notes)
-    return (f"<table><tr><th></th>{''.join(f'<th>{label}</th>' for _, label in measures)}</tr>{rows}</table>{said}"
-            f"<p>Deletion and insertion: areas under the curves as the most relevant pixels are removed (ROAD) or "
-            f"put back (lower deletion and higher insertion mean a more faithful map). In truth: share of attribution "
-            f"inside the ground truth. IG error: integrated-gradients completeness error.</p><p><i>{DISCLAIMER}</i></p>")
+    return (f"<table cellspacing=3><tr><th></th>{''.join(f'<th>{label}</th>' for _, label in measures)}</tr>{rows}</table>{said}"
+            f"<p>Del. and ins.: areas under the deletion and insertion curves as the most relevant pixels are removed "
+            f"(ROAD) or put back (lower deletion and higher insertion mean a more faithful map). In GT: share of "
+            f"attribution inside the ground truth. IG err.: integrated-gradients completeness error.</p><p><i>{DISCLAIMER}</i></p>")
 
 
 FAITHFULNESS_NAMES = {"saliency-sigmoid": "saliency σ", "ig": "IG", "gradcam": "Grad-CAM", "hirescam": "HiRes-CAM",
