@@ -25,6 +25,7 @@ from ..data.io import MaskError, read_image, read_mask, write_mask
 from ..data.layout import Sample, discover
 from ..model import versions
 from .provenance import Provenance
+from .ranking import RankingError, read_ranking
 from .store import RetrainingSet, write_json
 
 SESSION_FILE = "session.json"
@@ -80,8 +81,6 @@ class ReviewSession:
         if annotator:
             self.annotator = annotator
         if ranking is not None and self.resumed and self.ordered_by == "uncertainty":
-            from .ranking import read_ranking
-
             read_ranking(ranking)  # checked (a bad file is named), but a resumed ranked session keeps its place
         elif ranking is not None:
             self.order_from_ranking(ranking)
@@ -182,10 +181,6 @@ class ReviewSession:
         Raises:
             RankingError: the CSV is unreadable, not a ``glassbox rank`` ranking, or ranks none of this folder's images.
         """
-        from .ranking import read_ranking
-
-        from .ranking import RankingError
-
         ranked = [(i, score) for i, score in read_ranking(path) if i in self.samples]
         if not ranked:
             raise RankingError(f"none of the images in {self.folder} is ranked in {path}; expected a glassbox rank CSV "
