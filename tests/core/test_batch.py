@@ -171,3 +171,34 @@ def test_rank_writes_every_image_most_uncertain_first(listing, tiny_bundle, tmp_
     assert [int(r["rank"]) for r in rows] == [1, 2, 3, 4]
     for row in rows:
         assert float(row["score"]) == pytest.approx((float(row["boundary"]) + float(row["mc_dropout"])) / 2, abs=1e-6)
+
+
+def test_a_separately_started_cluster_writes_the_plain_runs_masks(listing, plain_masks, shipped, tmp_path):
+    """``--scheduler ADDRESS``: a scheduler and a worker started as a lab would start them
+    (``dask scheduler`` / ``dask worker``, here on localhost), the command a client of them."""
+    dask = Path(sys.executable).with_name("dask")
+    info = tmp_path / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                  "--scheduler-file", str(info)], **quiet)
+    worker = None
+    try:
+        deadline = time.monotonic() + 60
+        while not info.is_file() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(info.read_text())["address"]
+        worker = subprocess.Popen([str(dask), "worker", address, "--nthreads", "1", "--no-dashboard", "--name", "lab-worker"], **quiet)
+        from distributed import Client
+
+        with Client(address, timeout=30) as probe:
+            probe.wait_for_workers(1, timeout=120)  # a worker that never comes fails the test instead of hanging it
+        images = listing.read_text().split()[:4]
+        out = tmp_path / "masks"
+        assert main(["predict", *images, "-o", str(out), "--model", shipped, "--scheduler", address]) == 0
+    finally:
+        for process in (worker, scheduler):
+            if process is not None:
+                process.terminate()
+                process.wait(30)
+    written = _masks(out)
+    assert len(written) == 4 and written == {name: plain_masks.joinpath(name).read_bytes() for name in written}
