@@ -12,8 +12,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data.io import MaskError
-from .data.layout import Sample
+from .data.layout import Sample, require_masks
 from .evaluation import evaluate_model
 from .inference import Failure
 from .jobs import Progress, relay
@@ -85,9 +84,7 @@ def compare_variants(bundles: Sequence[tuple[str, str | Path]], samples: Sequenc
         raise ValueError("no model bundle to compare; expected at least one (name, bundle folder)")
     if not samples:
         raise ValueError("no images to compare the models on")
-    missing = [s for s in samples if s.mask is None]
-    if missing:
-        raise MaskError(f"{len(missing)} image(s) have no mask, e.g. {missing[0].image}; a comparison needs every image's expert mask")
+    require_masks(samples, "a comparison needs every image's expert mask")
     if load is None:
         from .inference import Segmenter
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Generator
 
 from .data.io import MaskError, read_mask
-from .data.layout import MASK_SUFFIX, NoImagesError, Sample
+from .data.layout import MASK_SUFFIX, NoImagesError, Sample, require_masks
 from .calibration import CalibrationCounts
 from .inference import Failure, Progress, Segmenter
 from .metrics import Confusion, Evaluation
@@ -19,9 +19,7 @@ def evaluate_model(segmenter: Segmenter, samples: list[Sample]) -> EvalJob:
 
     The result also holds the pixel calibration counts of the model's native-resolution
     logits (see :mod:`glassbox_xai.calibration`), read at the segmenter's temperature."""
-    missing = [s for s in samples if s.mask is None]
-    if missing:
-        raise MaskError(f"{len(missing)} image(s) have no mask, e.g. {missing[0].image}")
+    require_masks(samples, "an evaluation needs every image's expert mask")
     evaluation = Evaluation([], [], CalibrationCounts(), getattr(segmenter, "temperature", 1.0))
     for item in segmenter.predict_samples(samples):
         if isinstance(item, (Progress, Failure)):

@@ -322,3 +322,13 @@ def test_single_unsupported_file_raises(tmp_path):
     path.write_text("x")
     with pytest.raises(NoImagesError, match=re.escape(str(path)) + ".*unsupported file type '.txt'"):
         discover(path)
+
+
+def test_require_masks_names_the_first_image_without_one_and_why(tmp_path):
+    from glassbox_xai.data.io import MaskError
+    from glassbox_xai.data.layout import Sample, require_masks
+
+    with_mask = Sample("a", tmp_path / "a.jpg", tmp_path / "a_segmentation.png")
+    require_masks([with_mask], "a test needs them")  # every image has one: nothing said
+    with pytest.raises(MaskError, match=r"2 image\(s\) have no mask, e\.g\. .*b\.jpg; a test needs them"):
+        require_masks([with_mask, Sample("b", tmp_path / "b.jpg", None), Sample("c", tmp_path / "c.jpg", None)], "a test needs them")

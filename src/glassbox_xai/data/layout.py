@@ -42,6 +42,17 @@ def mask_name(image: str | Path) -> str:
     return f"{Path(image).stem}{MASK_SUFFIX}.png"
 
 
+def require_masks(samples: Iterable[Sample], why: str) -> None:
+    """Refuse samples of which some have no mask, naming the first; ``why`` says what needs them.
+
+    Raises:
+        MaskError: an image has no mask.
+    """
+    missing = [s for s in samples if s.mask is None]
+    if missing:
+        raise MaskError(f"{len(missing)} image(s) have no mask, e.g. {missing[0].image}; {why}")
+
+
 def discover(paths: str | Path | Iterable[str | Path], masks_dir: str | Path | None = None, require_masks: bool = False) -> list[Sample]:
     """All samples under ``paths`` (files or folders), sorted by id within each path.
 

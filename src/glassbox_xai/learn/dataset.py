@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from ..data.io import read_image, read_mask
-from ..data.layout import Sample
+from ..data.layout import Sample, require_masks
 from .augment import build_augmentation
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,7 @@ def load_pairs(samples: Sequence[Sample], size: int, cache_dir: str | Path | Non
     Images shrink by area averaging; masks are area-averaged then cut at 0.5.
     With ``cache_dir``, the arrays are kept in an .npz keyed by size and ids.
     """
-    missing = [s for s in samples if s.mask is None]
-    if missing:
-        raise ValueError(f"{len(missing)} training image(s) have no mask, e.g. {missing[0].image}")
+    require_masks(samples, "training needs every image's mask")
     cache = None
     if cache_dir is not None:
         key = hashlib.sha256(("\n".join(str(s.image) for s in samples) + f"|{size}").encode()).hexdigest()[:16]

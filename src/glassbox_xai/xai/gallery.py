@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from ..data.io import read_image, read_mask
-from ..data.layout import Sample
+from ..data.layout import Sample, require_masks
 from ..jobs import Progress, relay
 from ..metrics import Confusion, scores
 from .base import Explainer, TargetError
@@ -225,9 +225,7 @@ def _check(samples: Sequence[Sample], choices: Sequence[MapChoice], target: str)
         raise ValueError("no images to make galleries of; expected a folder of photographs with their masks")
     if not choices:
         raise ValueError("no map chosen for the galleries; expected at least one method")
-    missing = [s for s in samples if s.mask is None]
-    if missing:
-        raise ValueError(f"{len(missing)} image(s) have no mask, e.g. {missing[0].image}; galleries need every image's expert mask")
+    require_masks(samples, "galleries need every image's expert mask")
     if target not in GALLERY_TARGETS:
         raise ValueError(f"unknown gallery target {target!r}; expected one of {GALLERY_TARGETS}")
 
