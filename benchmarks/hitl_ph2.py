@@ -204,7 +204,10 @@ class Runner:
         threshold = summary["threshold"] or self.card.threshold
         record = {"dice": native_dice(model, self.ph2, test, threshold, self.tta), "threshold": threshold, "seconds": seconds}
         if check_isic and self.isic_check is not None:
-            record["isic_dice"] = native_dice(model, self.isic_check, np.arange(len(self.isic_check.samples)), threshold, self.tta)
+            everything = np.arange(len(self.isic_check.samples))
+            record["isic_dice"] = native_dice(model, self.isic_check, everything, threshold, self.tta)
+            # the same model at the parent's threshold: how much of the loss is the threshold chosen for the new clinic
+            record["isic_dice_parent_threshold"] = native_dice(model, self.isic_check, everything, self.card.threshold, self.tta)
         return record
 
 
@@ -247,9 +250,10 @@ def simulate(args, runner: Runner, settings, out: Path) -> dict[str, Any]:
                     last = n == max(args.finetune_at or rounds) and name == "finetune" and strategy == args.strategies[0]
                     r = runner.method(name, settings, orders[strategy][:n], test, check_isic=last)
                     row[f"{strategy}/{name}"] = {"dice": float(r["dice"].mean()), "threshold": r["threshold"], "seconds": r["seconds"],
-                                                 **({"isic_dice": float(r["isic_dice"].mean())} if "isic_dice" in r else {})}
+                                                 **{k: float(r[k].mean()) for k in ("isic_dice", "isic_dice_parent_threshold") if k in r}}
                     say(f"split {seed}, n={n}, {strategy}/{name}: {r['dice'].mean():.4f} ({r['dice'].mean() - parent.mean():+.4f}); "
-                        f"threshold {r['threshold']:.2f}; {r['seconds']:.0f}s" + (f"; ISIC {r['isic_dice'].mean():.4f}" if "isic_dice" in r else ""))
+                        f"threshold {r['threshold']:.2f}; {r['seconds']:.0f}s" + (f"; ISIC {r['isic_dice'].mean():.4f} ({r['isic_dice_parent_threshold'].mean():.4f} at the parent's threshold)"
+                                                                      if "isic_dice" in r else ""))
             record["rounds"].append(row)
             write_outputs(results, out, args.name)
     return results
@@ -291,6 +295,12 @@ def markdown(results: dict[str, Any]) -> str:
         n_check = max(int(r["flags"].get("isic_check", 0)) for r in runs)
         lines.append(f"ISIC dev_val check ({n_check} images, never trained on): parent {np.mean([a for a, _ in isic]):.4f}, "
                      f"fine-tuned after the last round {np.mean([b for _, b in isic]):.4f} ({change:+.4f} ± {half:.4f}, {len(isic)} model(s)).")
+        at_parent = [(s["parent_isic"], v["isic_dice_parent_threshold"]) for s in splits for r in s["rounds"] for v in r.values()
+                     if isinstance(v, dict) and "isic_dice_parent_threshold" in v]
+        if at_parent:
+            change, half = paired_interval([b - a for a, b in at_parent])
+            lines.append(f"The same fine-tuned models at the parent's threshold instead of the one chosen on the corrections: "
+                         f"{np.mean([b for _, b in at_parent]):.4f} ({change:+.4f} ± {half:.4f}).")
     lines.append("Research use only; not a medical device.")
     return "\n".join(lines) + "\n"
 
@@ -401,6 +411,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--adapt-batchnorm", action=argparse.BooleanOptionalAction, default=d.adapt_batchnorm)
     parser.add_argument("--freeze-batchnorm", action=argparse.BooleanOptionalAction, default=d.freeze_batchnorm)
     parser.add_argument("--choose-threshold", action=argparse.BooleanOptionalAction, default=d.choose_threshold)
+    parser.add_argument("--weight-average", type=float, default=d.weight_average,
+                        help="share of the fitted weights kept, the rest the parent's (WiSE-FT; default %(default)s)")
     parser.add_argument("--isic-check", type=int, default=100, help="ISIC dev_val images to score the last fine-tuned model on (0: none)")
     parser.add_argument("--isic-mix", type=int, default=200, help="ISIC dev_train pairs loaded to mix from (default 200)")
     parser.add_argument("--bundle", type=Path, default=None, help="parent bundle (default: the shipped dice bundle)")
@@ -430,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     bundle = args.bundle or resolve_bundle("dice")
     settings = FinetuneSettings(epochs=args.epochs, learning_rate=args.learning_rate, mix_ratio=args.mix_ratio, train_layers=args.train_layers,
-                                adapt_batchnorm=args.adapt_batchnorm, freeze_batchnorm=args.freeze_batchnorm, choose_threshold=args.choose_threshold)
+                                adapt_batchnorm=args.adapt_batchnorm, freeze_batchnorm=args.freeze_batchnorm, choose_threshold=args.choose_threshold,
+                                weight_average=args.weight_average)
     size = load_bundle(bundle).config.input_size
     samples = discover(args.data, require_masks=True)[: args.images]
     if len(samples) <= args.pool_size:

@@ -212,3 +212,34 @@ def test_finetune_offers_only_options_that_act_on_it(capsys):
     text = capsys.readouterr().out
     assert "--evaluate-on" in text and "--threshold" in text and "--variant" in text
     assert not any(option in text for option in ("--tta", "--postprocess", "--batch-size"))  # they did nothing here
+
+
+def test_weight_average_zero_gives_back_the_parent_and_a_half_lands_between(tiny_bundle, tmp_path, rng):
+    from glassbox_xai.hitl.finetune import FinetuneSettings, adapt, interpolate_weights
+
+    images = (rng.random((6, 32, 32, 3)) * 255).astype(np.uint8)
+    masks = (rng.random((6, 32, 32)) > 0.5).astype(np.uint8)
+    parent = load_bundle(tiny_bundle).model.get_weights()
+    kept = load_bundle(tiny_bundle).model
+    summary = adapt(kept, (images, masks), None, FinetuneSettings(epochs=1, learning_rate=1e-2, choose_threshold=False, weight_average=0.0),
+                    tmp_path / "run")
+    assert summary["weight_average"] == 0.0
+    for p, k in zip(parent, kept.get_weights()):
+        np.testing.assert_allclose(k, p, rtol=1e-6, atol=1e-7)  # the fit ran, and all of it was taken back
+
+    fitted = load_bundle(tiny_bundle).model
+    adapt(fitted, (images, masks), None, FinetuneSettings(epochs=1, learning_rate=1e-2, choose_threshold=False), tmp_path / "full")
+    after = [np.array(w) for w in fitted.get_weights()]
+    assert sum(not np.allclose(p, f) for p, f in zip(parent, after)) > 0  # the fit moved weights
+    interpolate_weights(fitted, parent, 0.25)
+    for p, f, a in zip(parent, after, fitted.get_weights()):
+        np.testing.assert_allclose(a, 0.25 * f + 0.75 * p, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="expected .* weight arrays to interpolate with, got 1"):
+        interpolate_weights(fitted, parent[:1], 0.5)
+
+
+def test_weight_average_outside_zero_to_one_is_refused():
+    from glassbox_xai.hitl.finetune import FinetuneSettings
+
+    with pytest.raises(ValueError, match="weight_average is the fitted weights' share, in \\[0, 1\\]; got 1.5"):
+        FinetuneSettings(weight_average=1.5)

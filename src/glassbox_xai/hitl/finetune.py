@@ -55,6 +55,9 @@ class FinetuneSettings:
         freeze_batchnorm: keep the batch-norm statistics fixed while fitting.
         train_layers: ``"all"`` or ``"decoder"`` (encoder frozen: attention gates, decoder and output learn).
         choose_threshold: re-choose the probability threshold on the corrections after fitting.
+        weight_average: share of the fitted weights in the result, the rest the parent's
+            (weight-space interpolation as in WiSE-FT, Wortsman et al. 2022); 1.0 keeps the fitted
+            model as it is, smaller values keep more of what the parent knew.
     """
 
     epochs: int = 3
@@ -68,12 +71,15 @@ class FinetuneSettings:
     freeze_batchnorm: bool = True
     train_layers: str = "all"
     choose_threshold: bool = True
+    weight_average: float = 1.0
 
     def __post_init__(self) -> None:
         if self.train_layers not in ("all", "decoder"):
             raise ValueError(f"train_layers must be 'all' or 'decoder', got {self.train_layers!r}")
         if not 0.0 <= self.validation_share < 1.0 or self.mix_ratio < 0 or self.epochs < 0:
             raise ValueError(f"bad fine-tune settings: {self}")
+        if not 0.0 <= self.weight_average <= 1.0:
+            raise ValueError(f"weight_average is the fitted weights' share, in [0, 1]; got {self.weight_average}")
 
 
 def set_samples(store: RetrainingSet, manifest: dict[str, Any] | None = None) -> list[Sample]:
@@ -197,6 +203,16 @@ def model_logits(model, images: np.ndarray, tta: bool, batch_size: int = 16) -> 
     return out
 
 
+def interpolate_weights(model, start: list[np.ndarray], share: float) -> None:
+    """Set ``model``'s weights to ``share * current + (1 - share) * start`` (floating-point weights;
+    any other kind of variable keeps its current value)."""
+    current = model.get_weights()
+    if len(current) != len(start):
+        raise ValueError(f"expected {len(current)} weight arrays to interpolate with, got {len(start)}")
+    model.set_weights([share * now + (1.0 - share) * then if np.issubdtype(now.dtype, np.floating) else now
+                       for now, then in zip(current, start)])
+
+
 def best_threshold(probabilities: np.ndarray, masks: np.ndarray, thresholds=THRESHOLDS) -> tuple[float, dict[float, float]]:
     """The threshold with the highest mean per-image Dice (ties: nearest 0.5), and the Dice of each."""
     from ..learn.fit import mean_dice
@@ -228,6 +244,7 @@ def adapt(model, corrections: Arrays, original: Arrays | None, settings: Finetun
         train = (np.concatenate([train[0], original[0][pick]]), np.concatenate([train[1], original[1][pick]]))
     summary: dict[str, Any] = {"n_corrections_trained": len(train_idx), "n_validation": int(n_val),
                                "n_original_mixed": len(train[0]) - len(train_idx)}
+    parent_weights = [np.array(w) for w in model.get_weights()] if settings.weight_average < 1.0 else None
     if settings.adapt_batchnorm:
         summary["batchnorm_adapted"] = adapt_batchnorm(model, images.astype(np.float32) / 255.0)
     if settings.freeze_batchnorm:
@@ -239,6 +256,9 @@ def adapt(model, corrections: Arrays, original: Arrays | None, settings: Finetun
                            warmup_epochs=0, patience=settings.epochs, seed=settings.seed)
         summary.update(fit(model, make_loss(settings.loss), train, val, config, AUGMENT, Path(run_dir), report=report, verbose=verbose,
                            report_batches=True))
+    if parent_weights is not None:
+        interpolate_weights(model, parent_weights, settings.weight_average)
+        summary["weight_average"] = settings.weight_average
     summary["threshold"] = None
     if settings.choose_threshold:
         summary["threshold"], summary["threshold_dice"] = best_threshold(sigmoid(model_logits(model, images.astype(np.float32) / 255.0, tta)), masks)
