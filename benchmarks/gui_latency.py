@@ -90,18 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     _, exp = viewer.window.add_plugin_dock_widget("glassbox-xai", "Explain segmentation")
     for widget in (seg, exp):
         if args.model:
-            widget._model.value = common.BUNDLE_ON_DISK
-            widget._bundle.value = args.model
+            widget.model.value = common.BUNDLE_ON_DISK
+            widget.bundle.value = args.model
         else:
-            widget._model.value = args.variant
-        widget._image.value = layer
-    exp._methods.value = ["ig"]
+            widget.model.value = args.variant
+        widget.image.value = layer
+    exp.methods.value = ["ig"]
 
     def press(widget) -> float:
         name = f"{image_id} prediction"
         started = time.perf_counter()
         widget.run()
-        while widget._job is not None or not widget._run.enabled:
+        while widget.running or not widget.run_button.enabled:
             app.processEvents()
             time.sleep(0.001)
         assert widget.result is not None, "the job failed; see the notifications"
@@ -189,16 +189,16 @@ def review_main(args) -> int:
         app = QApplication.instance()
         widget = review_widget(viewer, args.review_widget)
         if args.model:
-            widget._model.value = common.BUNDLE_ON_DISK
-            widget._bundle.value = args.model
+            widget.model.value = common.BUNDLE_ON_DISK
+            widget.bundle.value = args.model
         else:
-            widget._model.value = args.variant
-        widget._set_dir.value = scratch / f"set {size}"
-        widget._annotator.value = "benchmark"
-        widget._skip.value = False
+            widget.model.value = args.variant
+        widget.retraining_set.value = scratch / f"set {size}"
+        widget.annotator.value = "benchmark"
+        widget.skip_corrected.value = False
 
         def done() -> bool:
-            return widget._job is None and widget._run.enabled and widget._prediction_layer() is not None
+            return not widget.running and widget.run_button.enabled and widget.prediction_layer() is not None
 
         def act(method) -> tuple[float, float]:
             heartbeat = Heartbeat()

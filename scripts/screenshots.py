@@ -42,14 +42,14 @@ def compare_folder(app, viewer, widget, path: Path, n_images: int = 20) -> None:
             (folder / f"{image_id}.jpg").symlink_to(DATA / "ISIC2018_Task1-2_Training_Input" / f"{image_id}.jpg")
             mask = f"{image_id}_segmentation.png"
             (folder / mask).symlink_to(DATA / "ISIC2018_Task1_Training_GroundTruth" / mask)
-        widget._folder.value = folder
+        widget.folder.value = folder
         widget.compare_folder()
-        wait(app, lambda: widget._job is None and widget._run.enabled, 600)
+        wait(app, lambda: not widget.running and widget.run_button.enabled, 600)
         for layer in viewer.layers:
             layer.visible = False
         worst = widget.result["variants"][0]["picks"]["worst"][0]
-        widget._cases.value = (0, "worst", worst)
-        wait(app, lambda: widget._job is None and widget._run.enabled, 600)
+        widget.cases.value = (0, "worst", worst)
+        wait(app, lambda: not widget.running and widget.run_button.enabled, 600)
         for _ in range(20):
             app.processEvents()
             time.sleep(0.05)
@@ -64,12 +64,12 @@ def open_gallery_case(app, viewer, widget, group: str, path: Path) -> None:
     from qtpy.QtCore import Qt
     from qtpy.QtTest import QTest
 
-    listed = widget._galleries[group].native
+    listed = widget.galleries[group].native
     widget.native.ensureWidgetVisible(listed)
     widget.native.horizontalScrollBar().setValue(0)  # the labels stay in view
     app.processEvents()
     QTest.mouseClick(listed.viewport(), Qt.MouseButton.LeftButton, pos=listed.visualItemRect(listed.item(0)).center())
-    wait(app, lambda: widget._job is None and widget._run.enabled, 600)
+    wait(app, lambda: not widget.running and widget.run_button.enabled, 600)
     for _ in range(20):
         app.processEvents()
         time.sleep(0.05)
@@ -104,18 +104,18 @@ def main(argv: list[str] | None = None) -> int:
 
     def use(name: str):
         dock, widget = viewer.window.add_plugin_dock_widget("glassbox-xai", name)
-        if hasattr(widget, "_model") and widget._uses_picker:
+        if widget.has_model_picker:
             if args.model:
-                widget._model.value = sw.BUNDLE_ON_DISK
-                widget._bundle.value = args.model
+                widget.model.value = sw.BUNDLE_ON_DISK
+                widget.bundle.value = args.model
             else:
-                widget._model.value = args.variant
-        widget._image.value, widget._truth.value = layer, gt
+                widget.model.value = args.variant
+        widget.image.value, widget.truth.value = layer, gt
         return dock, widget
 
     def press(widget, shot: str, prepare=None) -> None:
         widget.run()
-        wait(app, lambda: widget._job is None and widget._run.enabled, 600)
+        wait(app, lambda: not widget.running and widget.run_button.enabled, 600)
         if prepare:
             prepare()
         for _ in range(20):

@@ -61,12 +61,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"saved {args.out / shot}")
 
     def finished(widget) -> bool:
-        return widget._job is None and widget._run.enabled
+        return not widget.running and widget.run_button.enabled
 
     dock, review = viewer.window.add_plugin_dock_widget("glassbox-xai", "Review and correct")
-    review._model.value = args.variant
-    review._annotator.value = "screenshot script"
-    review._set_dir.value = scratch / "corrections"
+    review.model.value = args.variant
+    review.annotator.value = "screenshot script"
+    review.retraining_set.value = scratch / "corrections"
     review.rank()  # needs an open folder: tells the user so
     review.open_folder(folder)
     wait(app, lambda: finished(review), 600)
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     wait(app, lambda: finished(review), 600)
     for _ in range(2):
         wait(app, lambda: finished(review), 600)
-        labels = review._prediction_layer()
+        labels = review.prediction_layer()
         mask = labels.data > 0
         labels.brush_size = 24
         columns = [c for c in range(0, mask.shape[1], 12) if mask[:, c].any()]
@@ -82,13 +82,13 @@ def main(argv: list[str] | None = None) -> int:
             labels.paint((min(mask.shape[0] - 1, int(mask[:, c].nonzero()[0].max()) + 8), c), 1)
         review.accept()
     wait(app, lambda: finished(review), 600)
-    review._prediction_layer().brush_size = 30
+    review.prediction_layer().brush_size = 30
     settle("review.png")
     viewer.window.remove_dock_widget(dock)
 
     dock, tune = viewer.window.add_plugin_dock_widget("glassbox-xai", "Fine-tune from corrections")
-    tune._model.value = args.variant
-    tune._set_dir.value, tune._epochs.value, tune._held_out.value = scratch / "corrections", 1, held_out
+    tune.model.value = args.variant
+    tune.retraining_set.value, tune.epochs.value, tune.held_out.value = scratch / "corrections", 1, held_out
     tune.run()
     wait(app, lambda: finished(tune), 900)
     settle("finetune.png")

@@ -100,7 +100,7 @@ JOB_TIMEOUT_MS = 300_000
 def finish(qtbot):
     """``finish(widget)``: wait until the widget's job is over (its run button is enabled again)."""
     def wait(widget, timeout: int = JOB_TIMEOUT_MS) -> None:
-        qtbot.waitUntil(lambda: widget._job is None and widget._run.enabled, timeout=timeout)
+        qtbot.waitUntil(lambda: not widget.running and widget.run_button.enabled, timeout=timeout)
 
     return wait
 
@@ -110,7 +110,7 @@ def press(finish):
     """``press(widget)``: press the widget's run button as a user would and wait for the job."""
     def run(widget, timeout: int = JOB_TIMEOUT_MS) -> None:
         widget.result = None
-        widget._run.clicked.emit()
+        widget.run_button.clicked.emit()
         finish(widget, timeout)
 
     return run

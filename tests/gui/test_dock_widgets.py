@@ -24,7 +24,7 @@ def test_every_control_has_a_tooltip_and_the_device_shows_at_once(make_napari_vi
     controls = list(_controls(widget))
     assert len(controls) >= 8
     assert [c.label or c.name for c in controls if not c.tooltip] == []
-    assert widget._status.value.startswith("device: ") and ("CPU" in widget._status.value or "GPU" in widget._status.value)
+    assert widget.status.value.startswith("device: ") and ("CPU" in widget.status.value or "GPU" in widget.status.value)
 
 
 @pytest.mark.parametrize("name", WIDGETS)
@@ -35,9 +35,9 @@ def test_the_dock_scrolls_instead_of_growing_taller_than_the_window(make_napari_
     viewer.window._qt_window.resize(1200, 600)
     viewer.add_image(np.zeros((8, 8, 3), np.uint8), rgb=True, name="photo")
     dock, widget = viewer.window.add_plugin_dock_widget("glassbox-xai", name)
-    if hasattr(widget, "_image"):  # docked inside its scroll area, the pickers still fill at once
-        assert widget._image.value is not None and widget._image.value.name == "photo"
-    widget._info.value = "<p>a long table</p>" * 80  # far taller than the window
+    if hasattr(widget, "image"):  # docked inside its scroll area, the pickers still fill at once
+        assert widget.image.value is not None and widget.image.value.name == "photo"
+    widget.info.value = "<p>a long table</p>" * 80  # far taller than the window
     assert isinstance(dock.widget(), QScrollArea) and dock.widget() is widget.native
     qtbot.waitUntil(lambda: dock.widget().verticalScrollBar().maximum() > 0)  # the controls scroll...
     assert dock.height() <= viewer.window._qt_window.height() == 600  # ...within a window that kept its size

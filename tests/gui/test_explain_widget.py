@@ -16,9 +16,9 @@ def _explain(viewer, tiny_bundle, image_id, image, truth, press, scale=(1.0, 1.0
     layer = viewer.add_image(image, name=image_id, rgb=True, scale=scale)
     gt = viewer.add_labels(truth.astype(np.uint8), name="gt", scale=scale)
     _, widget = viewer.window.add_plugin_dock_widget("glassbox-xai", "Explain segmentation")
-    widget._model.value = common.BUNDLE_ON_DISK
-    widget._bundle.value = tiny_bundle
-    widget._image.value, widget._truth.value, widget._target.value = layer, gt, "truth"
+    widget.model.value = common.BUNDLE_ON_DISK
+    widget.bundle.value = tiny_bundle
+    widget.image.value, widget.truth.value, widget.target.value = layer, gt, "truth"
     press(widget)
     return widget
 
@@ -38,8 +38,8 @@ def test_explain_pushes_every_map_as_an_aligned_layer(make_napari_viewer, tiny_b
     stack = viewer.layers[map_layer_name(image_id, "gradcam", "custom")]
     assert stack.data.ndim == 3 and len(stack.metadata["layers"]) == stack.data.shape[0]
     assert stack.metadata["layers"][0].startswith("encoder:") and stack.metadata["layers"][-1] == "output: output_logits"
-    assert "IG err." in widget._info.value and "deletion" in widget._info.value
-    assert f"{widget.result['faithfulness']['ig']['completeness_error']:.3f}" in widget._info.value
+    assert "IG err." in widget.info.value and "deletion" in widget.info.value
+    assert f"{widget.result['faithfulness']['ig']['completeness_error']:.3f}" in widget.info.value
     count = len(viewer.layers)
     press(widget)
     assert len(viewer.layers) == count
@@ -68,18 +68,18 @@ def test_one_map_shown_with_transparent_zero_legend_and_labelled_slider(make_nap
     assert "layers" in newest.metadata and viewer.layers.selection.active is newest
     assert [layer.name for layer in maps if layer.visible] == [newest.name] and newest.colorbar.visible
     assert not any(layer.colorbar.visible for layer in maps if layer is not newest)
-    assert LEGENDS[newest.metadata["glassbox_map"]].meaning in widget._legend.value
+    assert LEGENDS[newest.metadata["glassbox_map"]].meaning in widget.legend.value
 
     # choosing another map in the layer list shows it alone and its legend follows
     sigmoid = viewer.layers[map_layer_name(image_id, "saliency-sigmoid", "custom")]
     viewer.layers.selection.active = sigmoid
     assert [layer.name for layer in maps if layer.visible] == [sigmoid.name] and sigmoid.colorbar.visible
-    assert LEGENDS["saliency-sigmoid"].meaning in widget._legend.value and LEGENDS["saliency-sigmoid"].units in widget._legend.value
-    assert f"{sigmoid.contrast_limits[1]:.3g}" in widget._legend.value
+    assert LEGENDS["saliency-sigmoid"].meaning in widget.legend.value and LEGENDS["saliency-sigmoid"].units in widget.legend.value
+    assert f"{sigmoid.contrast_limits[1]:.3g}" in widget.legend.value
 
     # the confidence legend says how far its colours can be taken at their word (the tiny model's card has no calibration)
     viewer.layers.selection.active = viewer.layers[map_layer_name(image_id, "confidence", "custom")]
-    assert widget.result["calibration"] == {} and "Not calibrated" in widget._legend.value
+    assert widget.result["calibration"] == {} and "Not calibrated" in widget.legend.value
 
     # the Grad-CAM slider is labelled with the network layer it shows, and the legend follows it
     viewer.layers.selection.active = gradcam
@@ -87,7 +87,7 @@ def test_one_map_shown_with_transparent_zero_legend_and_labelled_slider(make_nap
     for index in (0, 2, len(names) - 1):
         viewer.dims.set_current_step(0, index)
         assert viewer.dims.axis_labels[0] == names[index]
-        assert names[index] in widget._legend.value and f"layer {index + 1}/{len(names)}" in widget._legend.value
+        assert names[index] in widget.legend.value and f"layer {index + 1}/{len(names)}" in widget.legend.value
 
 
 def test_drawn_region_and_bad_targets(make_napari_viewer, tiny_bundle, photo, errors, press):
@@ -95,15 +95,15 @@ def test_drawn_region_and_bad_targets(make_napari_viewer, tiny_bundle, photo, er
     viewer = make_napari_viewer()
     layer = viewer.add_image(image, name=image_id, rgb=True)
     _, widget = viewer.window.add_plugin_dock_widget("glassbox-xai", "Explain segmentation")
-    widget._model.value = common.BUNDLE_ON_DISK
-    widget._bundle.value = tiny_bundle
-    widget._image.value = layer
-    widget._target.value = "truth"
+    widget.model.value = common.BUNDLE_ON_DISK
+    widget.bundle.value = tiny_bundle
+    widget.image.value = layer
+    widget.target.value = "truth"
     widget.run()
     assert "needs a ground truth layer" in errors[-1]
     shapes = viewer.add_shapes([np.array([[100, 100], [100, 300], [300, 300], [300, 100]])], shape_type="polygon", name="my region")
-    widget._target.value = "drawn region"
-    widget._drawn.value = shapes
-    widget._methods.value = ["saliency"]
+    widget.target.value = "drawn region"
+    widget.drawn_region.value = shapes
+    widget.methods.value = ["saliency"]
     press(widget)
     assert map_layer_name(image_id, "saliency", "custom") in viewer.layers and len(errors) == 1

@@ -27,4 +27,4 @@ def test_each_variant_prediction_has_its_own_colour_and_the_probability_a_legend
     assert probability.metadata["glassbox_map"] == "probability" and not probability.visible
     assert probability.colormap.map(np.array([0.0]))[0, 3] == 0.0  # no probability, no tint
     viewer.layers.selection.active = probability
-    assert LEGENDS["probability"].meaning in explain._legend.value and "(recall)" in explain._legend.value
+    assert LEGENDS["probability"].meaning in explain.legend.value and "(recall)" in explain.legend.value

@@ -76,9 +76,9 @@ def test_a_folder_opens_as_a_browsable_set_in_the_review_widget(make_napari_view
     versions.set_active(versions.register(tmp_path / "tiny-version" / "bundle"))  # the review segments with the active model
     viewer = make_napari_viewer()
     viewer.open(str(folder), plugin="glassbox-xai")
-    widget = next(w for w in viewer.window._dock_widgets.values() if w.windowTitle().startswith("Review")).widget()._magic_widget
+    _, widget = viewer.window.add_plugin_dock_widget("glassbox-xai", "Review and correct")  # the one the reader docked: napari returns it
     finish(widget)
-    assert widget._model.value == "tiny-version" and "image 1 of 3" in widget._where.value
+    assert widget.model.value == "tiny-version" and "image 1 of 3" in widget.where.value
     assert [layer.name for layer in viewer.layers][:2] == [ids[0], f"{ids[0]} ground truth (outline)"]
     assert f"{ids[0]} prediction (tiny-version)" in viewer.layers  # named by the version that made it
-    assert widget._set_dir.value == default_set_dir(folder) and widget._set_dir.value.name.startswith("photos-") and not errors
+    assert widget.retraining_set.value == default_set_dir(folder) and widget.retraining_set.value.name.startswith("photos-") and not errors

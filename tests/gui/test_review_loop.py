@@ -5,6 +5,8 @@ fine-tune a new version and make it the active model."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -25,9 +27,9 @@ def folder(tmp_path):
 
 def _review(viewer, tiny_bundle, set_dir):
     _, widget = viewer.window.add_plugin_dock_widget("glassbox-xai", "Review and correct")
-    widget._model.value = BUNDLE_ON_DISK
-    widget._bundle.value = tiny_bundle
-    widget._set_dir.value = set_dir
+    widget.model.value = BUNDLE_ON_DISK
+    widget.bundle.value = tiny_bundle
+    widget.retraining_set.value = set_dir
     return widget
 
 
@@ -40,7 +42,7 @@ def test_review_correct_accept_resume_rank(make_napari_viewer, qtbot, tiny_bundl
     set_dir = tmp_path / "set"
     viewer = make_napari_viewer()
     widget = _review(viewer, tiny_bundle, set_dir)
-    widget._annotator.value = "ana"
+    widget.annotator.value = "ana"
     assert widget.open_folder(folder)
     finish(widget)
     image = read_image(folder / f"{ids[0]}.jpg")
@@ -48,7 +50,7 @@ def test_review_correct_accept_resume_rank(make_napari_viewer, qtbot, tiny_bundl
     assert labels.data.shape == image.shape[:2] and labels.mode == "paint"
     outline, truth = viewer.layers[f"{ids[0]} ground truth (outline)"].data, read_mask(folder / f"{ids[0]}_segmentation.png")
     assert outline.any() and not (outline.astype(bool) & ~truth).any() and outline.sum() < 0.5 * truth.sum()  # a band inside the lesion's edge
-    assert "image 1 of 3 · 0 corrected" in widget._where.value
+    assert "image 1 of 3 · 0 corrected" in widget.where.value
     before = labels.data.copy()
     value = 0 if before[60, 60] else 1  # an untrained model: paint or erase, whichever changes the mask
     labels.brush_size = 40
@@ -58,12 +60,12 @@ def test_review_correct_accept_resume_rank(make_napari_viewer, qtbot, tiny_bundl
     assert added + removed > 1000
     qtbot.waitUntil(lambda: widget.session.draft_path(ids[0]).is_file(), timeout=10_000)  # edits kept as a draft
 
-    widget._annotator.value = ""
+    widget.annotator.value = ""
     widget.accept()
     assert "enter your name as annotator" in errors.pop() and not (set_dir / "sidecars" / f"{ids[0]}.json").exists()
-    widget._annotator.value = "ana"
+    widget.annotator.value = "ana"
     viewer.keymap[KeyBinding.from_str("Shift-Enter")](viewer)  # accept with the shortcut
-    assert widget._saving and not labels.editable  # saved off the GUI thread; no edit meanwhile
+    assert not widget.accept_button.enabled and not widget.next_button.enabled and not labels.editable  # saving off the GUI thread: no edit meanwhile
     viewer.keymap[KeyBinding.from_str("Shift-Right")](viewer)  # pressed while saving: waits, no image skipped
     finish(widget)
     sidecar = json.loads((set_dir / "sidecars" / f"{ids[0]}.json").read_text())
@@ -78,9 +80,9 @@ def test_review_correct_accept_resume_rank(make_napari_viewer, qtbot, tiny_bundl
     second = _prediction(viewer, ids[1])
     second.paint((30, 30), 0 if second.data[30, 30] else 1)
     edited = second.data.copy()
-    crashed = worker_for(viewer)._process
-    crashed.kill()
-    crashed.join(10)  # dead before the next image asks for it, as a crash found by the next job
+    crashed = worker_for(viewer)
+    os.kill(crashed.pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: not crashed.alive, timeout=10_000)  # dead before the next image asks for it, as a crash found by the next job
     viewer.keymap[KeyBinding.from_str("Shift-Right")](viewer)
     finish(widget)
     assert widget.session.current.id == ids[2] and f"{ids[2]} prediction (custom)" in viewer.layers  # worker restarted
@@ -92,18 +94,18 @@ def test_review_correct_accept_resume_rank(make_napari_viewer, qtbot, tiny_bundl
     viewer.close()
     viewer2 = make_napari_viewer()
     again = _review(viewer2, tiny_bundle, set_dir)
-    again._folder.value = folder
-    again._open.native.click()
+    again.folder.value = folder
+    again.open_button.native.click()
     finish(again)
-    assert again.session.resumed and again.session.current.id == ids[1] and again._annotator.value == "ana"
-    assert "image 2 of 3 · 1 corrected" in again._where.value
+    assert again.session.resumed and again.session.current.id == ids[1] and again.annotator.value == "ana"
+    assert "image 2 of 3 · 1 corrected" in again.where.value
     assert f"{ids[1]} prediction (draft)" in viewer2.layers  # the unsaved edit is back
 
     again.rank()
     finish(again)
     assert again.session.ordered_by == "uncertainty" and set(again.session.scores) == set(ids)
-    assert all("uncertainty" in label for label in again._jump.choices)
-    assert "most uncertain first" in again._where.value
+    assert all("uncertainty" in label for label in again.jump.choices)
+    assert "most uncertain first" in again.where.value
     assert not errors
 
 
@@ -120,21 +122,21 @@ def test_finetune_from_the_plugin_and_switch_the_active_version(make_napari_view
     _, tune = viewer.window.add_plugin_dock_widget("glassbox-xai", "Fine-tune from corrections")
     tune.run()
     assert "choose the retraining set" in errors[-1]
-    tune._set_dir.value, tune._epochs.value, tune._held_out.value = tmp_path / "set", 1, folder
-    tune._model.value, tune._bundle.value = BUNDLE_ON_DISK, tiny_bundle
-    tune._run.clicked.emit()
+    tune.retraining_set.value, tune.epochs.value, tune.held_out.value = tmp_path / "set", 1, folder
+    tune.model.value, tune.bundle.value = BUNDLE_ON_DISK, tiny_bundle
+    tune.run_button.clicked.emit()
     finish(tune)
     assert len(errors) == 1
-    name = tune._active.value
+    name = tune.active_model.value
     assert name in versions.versions() and versions.versions()[name]["variant"] == "finetuned"
-    assert "before" in tune._info.value and "after" in tune._info.value and "held-out images" in tune._info.value
+    assert "before" in tune.info.value and "after" in tune.info.value and "held-out images" in tune.info.value
     tune.make_active(name)
-    assert versions.active() == name and review._model.value == name and tune._model.value == name
-    assert name in tune._active_now.value
+    assert versions.active() == name and review.model.value == name and tune.model.value == name
+    assert name in tune.active_now.value
     tune.make_active("dice")  # the older model stays available
-    assert versions.active() == "dice" and name in review._model.choices
+    assert versions.active() == "dice" and name in review.model.choices
     _, compare = viewer.window.add_plugin_dock_widget("glassbox-xai", "Compare variants")
-    assert name in compare._variants.choices  # the new version can be compared with its parent
+    assert name in compare.variants.choices  # the new version can be compared with its parent
 
 
 def test_the_loop_closes_in_napari(make_napari_viewer, qtbot, tiny_bundle, folder, tmp_path, errors, finish):
@@ -145,13 +147,13 @@ def test_the_loop_closes_in_napari(make_napari_viewer, qtbot, tiny_bundle, folde
     ids = sorted(p.stem for p in folder.glob("*.jpg"))
     viewer = make_napari_viewer()
     review = _review(viewer, tiny_bundle, tmp_path / "set")
-    review._annotator.value = "ana"
+    review.annotator.value = "ana"
     assert review.open_folder(folder)
     finish(review)
     labels = _prediction(viewer, ids[0])
     labels.brush_size = 40
     labels.paint((60, 60), 0 if labels.data[60, 60] else 1)
-    review._model.value = "dice"  # the picker changes after the prediction was made
+    review.model.value = "dice"  # the picker changes after the prediction was made
     review.accept()
     finish(review)
     sidecar = json.loads((tmp_path / "set" / "sidecars" / f"{ids[0]}.json").read_text())
@@ -161,24 +163,27 @@ def test_the_loop_closes_in_napari(make_napari_viewer, qtbot, tiny_bundle, folde
     assert f"{ids[1]} prediction (dice)" in viewer.layers  # the next image used the picker's model
 
     _, tune = viewer.window.add_plugin_dock_widget("glassbox-xai", "Fine-tune from corrections")
-    assert tune._set_dir.value == (tmp_path / "set").resolve()  # the review's set, offered without choosing it again
-    tune._epochs.value = 1
-    tune._model.value, tune._bundle.value = BUNDLE_ON_DISK, tiny_bundle
-    said, shown = [], tune._on_progress
-    tune._on_progress = lambda progress: (said.append(progress.message), shown(progress))  # what the status line shows
-    tune._run.clicked.emit()
+    assert tune.retraining_set.value == (tmp_path / "set").resolve()  # the review's set, offered without choosing it again
+    tune.epochs.value = 1
+    tune.model.value, tune.bundle.value = BUNDLE_ON_DISK, tiny_bundle
+    said = []
+    tune.progressed.connect(lambda progress: said.append(progress.message))  # what the status line shows
+    tune.run_button.clicked.emit()
     finish(tune)
     assert any("batch 1/" in line for line in said), said  # progress within the epoch, not only at its end
-    name = tune._active.value
+    name = tune.active_model.value
     assert name in versions.versions() and not errors
-    tune._activate.clicked.emit()  # Make active
-    assert versions.active() == name and review._model.value == name
+    tune.make_active_button.clicked.emit()  # Make active
+    assert versions.active() == name and review.model.value == name
 
     review.next_image()
     finish(review)
     new = read_card(versions.bundle_for(name))
     assert review.session.current.id == ids[2] and f"{ids[2]} prediction ({name})" in viewer.layers
-    assert review._provenance.weights_sha256 == new.weights_sha256 != tiny.weights_sha256
+    review.accept()  # unedited: the correction records the model that made the prediction
+    finish(review)
+    sidecar = json.loads((tmp_path / "set" / "sidecars" / f"{ids[2]}.json").read_text())
+    assert sidecar["model"]["weights_sha256"] == new.weights_sha256 != tiny.weights_sha256
     assert not errors
 
 
@@ -187,7 +192,7 @@ def test_revisiting_an_accepted_image_shows_its_correction_in_the_same_layers(ma
     set_dir = tmp_path / "set"
     viewer = make_napari_viewer()
     widget = _review(viewer, tiny_bundle, set_dir)
-    widget._annotator.value = "ana"
+    widget.annotator.value = "ana"
     assert widget.open_folder(folder)
     finish(widget)
     layers = list(viewer.layers)
@@ -196,14 +201,14 @@ def test_revisiting_an_accepted_image_shows_its_correction_in_the_same_layers(ma
     labels.brush_size = 40
     labels.paint((60, 60), 0 if labels.data[60, 60] else 1)
     accepted = labels.data > 0
-    order = list(widget._jump.choices)
+    order = list(widget.jump.choices)
     widget.accept()
     finish(widget)
     assert widget.session.current.id == ids[1] and f"{ids[1]} prediction (custom)" in viewer.layers
     assert all(a is b for a, b in zip(viewer.layers, layers)) and len(viewer.layers) == 3  # updated in place, never re-added
-    after = list(widget._jump.choices)
+    after = list(widget.jump.choices)
     assert [c.split(" · ")[0] for c in after] == [c.split(" · ")[0] for c in order]  # the list keeps its order
-    assert "✓ corrected" in after[0] and widget._jump.value == after[1]
+    assert "✓ corrected" in after[0] and widget.jump.value == after[1]
 
     widget.previous_image()
     finish(widget)
@@ -241,14 +246,14 @@ def test_review_opens_in_the_order_of_an_archive_ranking(make_napari_viewer, tin
     ranking = write_csv(tmp_path / "rank.csv", HEADER, ranking_rows(records))  # as glassbox rank writes it
     viewer = make_napari_viewer()
     widget = _review(viewer, tiny_bundle, tmp_path / "set")
-    widget._ranking.value = ranking
+    widget.ranking.value = ranking
     assert widget.open_folder(folder)
     finish(widget)
-    assert widget.session.current.id == ids[2] and "most uncertain first" in widget._where.value
-    assert [c.split(" · ")[0].split(". ")[1] for c in widget._jump.choices] == ids[::-1]
+    assert widget.session.current.id == ids[2] and "most uncertain first" in widget.where.value
+    assert [c.split(" · ")[0].split(". ")[1] for c in widget.jump.choices] == ids[::-1]
     assert f"{ids[2]} prediction (custom)" in viewer.layers and not errors
     (tmp_path / "wrong.csv").write_text("id,value\nx,1\n")
-    widget._ranking.value = tmp_path / "wrong.csv"
+    widget.ranking.value = tmp_path / "wrong.csv"
     assert not widget.open_folder(folder) and "expected those of glassbox rank" in errors.pop()
 
 

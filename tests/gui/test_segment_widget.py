@@ -17,8 +17,8 @@ from glassbox_xai.napari import segment_widget as sw
 
 def open_widget(viewer, bundle):
     _, widget = viewer.window.add_plugin_dock_widget("glassbox-xai", "Segment lesion")
-    widget._model.value = sw.BUNDLE_ON_DISK
-    widget._bundle.value = bundle
+    widget.model.value = sw.BUNDLE_ON_DISK
+    widget.bundle.value = bundle
     return widget
 
 
@@ -28,7 +28,7 @@ def test_segment_pushes_aligned_layers_and_metrics(make_napari_viewer, tiny_bund
     layer = viewer.add_image(image, name=image_id, rgb=True, scale=(0.02, 0.02), translate=(1.0, 2.0))
     gt = viewer.add_labels(truth.astype(np.uint8), name=f"{image_id} ground truth", scale=(0.02, 0.02), translate=(1.0, 2.0))
     widget = open_widget(viewer, tiny_bundle)
-    widget._image.value, widget._truth.value = layer, gt
+    widget.image.value, widget.truth.value = layer, gt
     press(widget, timeout=180_000)
     assert not errors and widget.result is not None
     pred = viewer.layers[f"{image_id} prediction (custom)"]
@@ -39,11 +39,11 @@ def test_segment_pushes_aligned_layers_and_metrics(make_napari_viewer, tiny_bund
     assert tuple(pred.scale) == tuple(prob.scale) == (0.02, 0.02) and tuple(pred.translate) == (1.0, 2.0)
     expected = scores(Confusion.from_masks(pred.data > 0, truth))
     assert widget.result["metrics"] == expected
-    assert f"{expected['dice']:.4f}" in widget._metrics.value and "not a medical device" in widget._metrics.value
-    assert "ran on CPU" in widget._status.value or "ran on GPU" in widget._status.value
+    assert f"{expected['dice']:.4f}" in widget.info.value and "not a medical device" in widget.info.value
+    assert "ran on CPU" in widget.status.value or "ran on GPU" in widget.status.value
 
     count = len(viewer.layers)
-    widget._threshold.value = 0.3
+    widget.threshold.value = 0.3
     press(widget, timeout=180_000)
     assert len(viewer.layers) == count  # re-running replaces, never piles up
     assert widget.result["threshold"] == pytest.approx(0.3)
@@ -57,26 +57,26 @@ def test_bad_input_gives_notifications_not_crashes(make_napari_viewer, tiny_bund
     assert "open a dermoscopy photograph first" in errors[-1]
 
     layer = viewer.add_image(image, name=image_id, rgb=True)
-    widget._image.value = layer
+    widget.image.value = layer
     wrong = viewer.add_labels(np.zeros((100, 120), np.uint8), name="wrong size")
-    widget._truth.value = wrong
+    widget.truth.value = wrong
     widget.run()
     assert "ground truth layer 'wrong size' is (100, 120), but the image is (512, 512)" in errors[-1]
-    widget._truth.value = None
+    widget.truth.value = None
 
     broken = tmp_path / "broken"
     broken.mkdir()
     for f in tiny_bundle.iterdir():
         broken.joinpath(f.name).write_bytes(f.read_bytes())
     (broken / "model.keras").write_bytes(b"PK\x03\x04 truncated")
-    widget._bundle.value = broken
+    widget.bundle.value = broken
     press(widget, timeout=180_000)
     assert "model.keras does not match its model card" in errors[-1]
 
-    widget._bundle.value = tiny_bundle
+    widget.bundle.value = tiny_bundle
     for data, name in ((image.mean(-1).astype(np.uint8), "grayscale"), (np.dstack([image, np.full(image.shape[:2], 255, np.uint8)]), "rgba")):
         gray = viewer.add_image(data, name=name, rgb=data.ndim == 3)
-        widget._image.value = gray
+        widget.image.value = gray
         press(widget, timeout=180_000)
         assert viewer.layers[f"{name} prediction (custom)"].data.shape == image.shape[:2]
     assert len(errors) == 3  # the three errors above, nothing more
@@ -87,12 +87,12 @@ def test_cancel_stops_the_job(make_napari_viewer, qtbot, tiny_bundle, photo):
     viewer = make_napari_viewer()
     widget = open_widget(viewer, tiny_bundle)
     sw.worker_for(viewer).stop()  # a cold worker: the job is still starting TensorFlow when cancelled
-    widget._image.value = viewer.add_image(image, name=image_id, rgb=True)
-    widget._run.clicked.emit()
-    qtbot.waitUntil(lambda: not widget._run.enabled, timeout=5000)
-    widget._cancel.clicked.emit()
-    qtbot.waitUntil(lambda: widget._job is None, timeout=10_000)
-    assert widget._status.value == "cancelled" and widget.result is None
+    widget.image.value = viewer.add_image(image, name=image_id, rgb=True)
+    widget.run_button.clicked.emit()
+    qtbot.waitUntil(lambda: not widget.run_button.enabled, timeout=5000)
+    widget.cancel_button.clicked.emit()
+    qtbot.waitUntil(lambda: not widget.running, timeout=10_000)
+    assert widget.status.value == "cancelled" and widget.result is None
     assert f"{image_id} prediction (custom)" not in viewer.layers
 
 
@@ -101,11 +101,11 @@ def test_preprocessing_preview_and_segment_on_the_copy(make_napari_viewer, tiny_
     viewer = make_napari_viewer()
     layer = viewer.add_image(image, name=image_id, rgb=True)
     widget = open_widget(viewer, tiny_bundle)
-    widget._image.value = layer
-    widget._use_preprocess.value = True
-    widget._preprocess.set("gamma", 60)
-    widget._preprocess.set("clahe", 2.0)
-    widget._preview.clicked.emit()
+    widget.image.value = layer
+    widget.use_preprocess.value = True
+    widget.preprocess.set("gamma", 60)
+    widget.preprocess.set("clahe", 2.0)
+    widget.preview_button.clicked.emit()
     preview = viewer.layers[f"{image_id} preprocessed"]
     assert preview.data.shape == image.shape and not np.array_equal(preview.data, image)
     assert np.array_equal(layer.data, image)  # the photograph itself is untouched
@@ -121,13 +121,13 @@ def test_threshold_follows_the_model_card_and_the_mask_equals_glassbox_predict(m
     layer = viewer.add_image(image, name=image_id, rgb=True)
     gt = viewer.add_labels(truth.astype(np.uint8), name=f"{image_id} ground truth")
     _, widget = viewer.window.add_plugin_dock_widget("glassbox-xai", "Segment lesion")
-    assert widget._image.value is layer and widget._truth.value is gt  # the photograph's ground truth is pre-selected
+    assert widget.image.value is layer and widget.truth.value is gt  # the photograph's ground truth is pre-selected
     for variant in ("recall", "balanced", "dice"):
-        widget._model.value = variant
+        widget.model.value = variant
         card = read_card(versions.bundle_for(variant))
-        assert widget._threshold.value == pytest.approx(card.threshold) and f"threshold {card.threshold:.2f}" in widget._card_line.value
+        assert widget.threshold.value == pytest.approx(card.threshold) and f"threshold {card.threshold:.2f}" in widget.card_line.value
     dice_threshold = card.threshold  # the loop ends on dice, the card read last
-    assert widget._threshold.value == pytest.approx(dice_threshold) and "flip TTA on" in widget._card_line.value
+    assert widget.threshold.value == pytest.approx(dice_threshold) and "flip TTA on" in widget.card_line.value
     press(widget, timeout=180_000)
     assert not errors and widget.result["threshold"] == pytest.approx(dice_threshold)
     pred = viewer.layers[f"{image_id} prediction (dice)"]
@@ -139,7 +139,7 @@ def test_threshold_follows_the_model_card_and_the_mask_equals_glassbox_predict(m
     cli_mask = read_mask(out / f"{image_id}_segmentation.png")
     assert cli_mask.any() and np.array_equal(pred.data > 0, cli_mask)
 
-    widget._threshold.value = 0.6  # a threshold of the user's own is sent as it is
+    widget.threshold.value = 0.6  # a threshold of the user's own is sent as it is
     press(widget, timeout=180_000)
     assert widget.result["threshold"] == pytest.approx(0.6) and np.count_nonzero(pred.data) < np.count_nonzero(cli_mask)
 
@@ -148,14 +148,14 @@ def test_ground_truth_is_picked_when_the_photograph_opens_after_the_widget(make_
     image_id, image, truth = photo
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget("glassbox-xai", "Segment lesion")
-    assert widget._truth.value is None
+    assert widget.truth.value is None
     layer = viewer.add_image(image, name=image_id, rgb=True)
     gt = viewer.add_labels(truth.astype(np.uint8), name=f"{image_id} ground truth")
-    assert widget._image.value is layer and widget._truth.value is gt
+    assert widget.image.value is layer and widget.truth.value is gt
     other = viewer.add_labels(np.zeros(image.shape[:2], np.uint8), name="my own mask")
-    widget._truth.value = other
+    widget.truth.value = other
     viewer.add_image(image, name="another photograph", rgb=True)
-    assert widget._truth.value is other  # a choice of the user's is kept
+    assert widget.truth.value is other  # a choice of the user's is kept
 
 
 def test_every_control_has_a_tooltip(make_napari_viewer):

@@ -104,9 +104,24 @@ class JobWidget(Container):
     """A dock widget with a model picker, a run and a cancel button, a progress bar and a status line.
 
     Subclasses add their inputs, implement :meth:`request` (checked job arguments, or
-    ``None`` after telling the user what is wrong) and :meth:`show_result`.
+    ``None`` after telling the user what is wrong) and :meth:`show_result`. Every
+    control is a public magicgui widget: a script or a test sets its ``value`` (or
+    emits a button's ``clicked``) as a user would, then reads the labels and layers;
+    :attr:`running` says whether a job is running, and the :attr:`progressed` signal
+    reports each progress record of the running job as the status line shows it.
+
+    Controls:
+        model: the model picker (a shipped variant, a fine-tuned version, or a bundle on disk);
+            built but not shown when the subclass passes ``model_picker=False``.
+        bundle: the bundle folder, shown while ``model`` is the bundle-on-disk choice.
+        run_button: starts the job (:meth:`run`).
+        cancel_button: stops the running job (:meth:`cancel`).
+        progress: the progress bar of the running job.
+        status: the status line (the device, what the worker is doing, how the last job ended).
+        info: the results of the last run (metric tables, notes).
     """
 
+    progressed = Signal(object)  # a Progress of the running job, once the progress bar and status line show it
     op = ""
     run_text = "Run"
     scrollable = False  # True: the dock scrolls instead of growing taller than the window
@@ -116,23 +131,23 @@ class JobWidget(Container):
         if self.scrollable:  # napari docks ``native``: make that the scroll area, which tells of being docked
             self._docked = _ParentChanged(self.reset_choices)
             self.root_native_widget.installEventFilter(self._docked)
-        self._uses_picker = model_picker
+        self.has_model_picker = model_picker  # whether ``model`` and ``bundle`` are shown
         self._viewer = viewer
-        self._model = ComboBox(label="model", choices=model_choices,
-                               tooltip="The model: a shipped variant, a fine-tuned version, or a bundle folder on disk")
-        self._model.value = versions.active() or self._model.value
-        self._bundle = FileEdit(label="bundle folder", mode="d", visible=self._model.value == BUNDLE_ON_DISK,
-                                tooltip="A model bundle folder (model.keras, config.json, card.json)")
-        self._run = PushButton(text=self.run_text, tooltip=f"{self.run_text}: run in the model worker process (napari stays responsive)")
-        self._cancel = PushButton(text="Cancel", enabled=False, tooltip="Stop the running job")
-        self._progress = ProgressBar(label="progress", value=0, max=1, visible=False, tooltip="Progress of the running job")
-        self._status = Label(label="", value=device_line(worker_for(viewer)), tooltip="What the model worker is doing, and on which device")
-        self._info = Label(label="", value=f"<i>{DISCLAIMER}</i>", tooltip="Results of the last run")
-        picker = [self._model, self._bundle] if model_picker else []
-        self.extend([*inputs, *picker, self._run, self._cancel, self._progress, self._status, self._info])
-        self._model.changed.connect(lambda value: setattr(self._bundle, "visible", value == BUNDLE_ON_DISK))
-        self._run.clicked.connect(self.run)
-        self._cancel.clicked.connect(self.cancel)
+        self.model = ComboBox(label="model", choices=model_choices,
+                              tooltip="The model: a shipped variant, a fine-tuned version, or a bundle folder on disk")
+        self.model.value = versions.active() or self.model.value
+        self.bundle = FileEdit(label="bundle folder", mode="d", visible=self.model.value == BUNDLE_ON_DISK,
+                               tooltip="A model bundle folder (model.keras, config.json, card.json)")
+        self.run_button = PushButton(text=self.run_text, tooltip=f"{self.run_text}: run in the model worker process (napari stays responsive)")
+        self.cancel_button = PushButton(text="Cancel", enabled=False, tooltip="Stop the running job")
+        self.progress = ProgressBar(label="progress", value=0, max=1, visible=False, tooltip="Progress of the running job")
+        self.status = Label(label="", value=device_line(worker_for(viewer)), tooltip="What the model worker is doing, and on which device")
+        self.info = Label(label="", value=f"<i>{DISCLAIMER}</i>", tooltip="Results of the last run")
+        picker = [self.model, self.bundle] if model_picker else []
+        self.extend([*inputs, *picker, self.run_button, self.cancel_button, self.progress, self.status, self.info])
+        self.model.changed.connect(lambda value: setattr(self.bundle, "visible", value == BUNDLE_ON_DISK))
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
         self._job = None
         self.result: dict | None = None
         self.native.setMaximumWidth(440)
@@ -140,7 +155,7 @@ class JobWidget(Container):
             controls = Container.native.fget(self)
             controls.setMaximumWidth(440 - self.native.verticalScrollBar().sizeHint().width())
             controls.layout().addStretch(1)
-        for label in (self._status, self._info):
+        for label in (self.status, self.info):
             label.native.setWordWrap(True)  # long tables and notes wrap instead of being cut at the dock's edge
         model_events.active_changed.connect(self._follow_active)  # held weakly: a closed widget drops out
 
@@ -148,11 +163,16 @@ class JobWidget(Container):
         """Another widget made ``name`` the active model: list it, and run with it from now on."""
         try:
             self.reset_choices()
-            if self._uses_picker and name in self._model.choices:
-                self._model.value = name
+            if self.has_model_picker and name in self.model.choices:
+                self.model.value = name
         except RuntimeError as exc:  # the dock was closed and its Qt widgets deleted
             if "deleted" not in str(exc):
                 raise
+
+    @property
+    def running(self) -> bool:
+        """Whether a job is running (the run button comes back when it is over)."""
+        return self._job is not None
 
     @property
     def native(self):
@@ -161,11 +181,11 @@ class JobWidget(Container):
 
     def bundle_path(self) -> Path:
         """The bundle folder the current model choice points to."""
-        if self._model.value == BUNDLE_ON_DISK:
-            if str(self._bundle.value) in ("", "."):
+        if self.model.value == BUNDLE_ON_DISK:
+            if str(self.bundle.value) in ("", "."):
                 raise NoTrainedModelError("choose a model bundle folder (it holds model.keras, config.json and card.json)")
-            return Path(self._bundle.value)
-        return versions.bundle_for(self._model.value)
+            return Path(self.bundle.value)
+        return versions.bundle_for(self.model.value)
 
     def request(self) -> tuple[object, dict] | None:
         """(context, job kwargs) for the worker, or None after a notification."""
@@ -181,15 +201,15 @@ class JobWidget(Container):
             if checked is None:
                 return
             context, kwargs = checked
-            if self._uses_picker:
+            if self.has_model_picker:
                 kwargs["bundle"] = str(self.bundle_path())
         except (ValueError, NoTrainedModelError) as exc:
             error(exc)
             return
         worker = worker_for(self._viewer)
-        self._run.enabled, self._cancel.enabled = False, True
-        self._progress.visible, self._progress.value = True, 0
-        self._status.value = "working…" if worker.alive else "starting the model worker…"
+        self.run_button.enabled, self.cancel_button.enabled = False, True
+        self.progress.visible, self.progress.value = True, 0
+        self.status.value = "working…" if worker.alive else "starting the model worker…"
         job = run_job(worker.run(self.op, **kwargs))
         job.yielded.connect(self._on_progress)
         job.returned.connect(lambda result: self._on_failure(result["failed"]) if "failed" in result else self._on_result(context, result))
@@ -203,24 +223,25 @@ class JobWidget(Container):
         worker_for(self._viewer).cancel()
 
     def _on_progress(self, progress) -> None:
-        self._progress.max = max(progress.total, 1)
-        self._progress.value = progress.done
-        self._status.value = progress.message
+        self.progress.max = max(progress.total, 1)
+        self.progress.value = progress.done
+        self.status.value = progress.message
+        self.progressed.emit(progress)
 
     def _on_result(self, context, result: dict) -> None:
         self.result = result
-        self._status.value = f"{result['card']['name'] or 'model ' + result['card']['variant']} ran on {result['device']}"
+        self.status.value = f"{result['card']['name'] or 'model ' + result['card']['variant']} ran on {result['device']}"
         self.show_result(context, result)
 
     def _on_failure(self, exc: WorkerError) -> None:
         if isinstance(exc, JobCancelled):
-            self._status.value = "cancelled"
+            self.status.value = "cancelled"
             show_info("GlassBox: cancelled")
         else:
-            self._status.value = "failed"
+            self.status.value = "failed"
             error(exc.summary)  # the first line, and the log that holds the worker's traceback
 
     def _on_finished(self) -> None:
-        self._run.enabled, self._cancel.enabled = True, False
-        self._progress.visible = False
+        self.run_button.enabled, self.cancel_button.enabled = True, False
+        self.progress.visible = False
         self._job = None

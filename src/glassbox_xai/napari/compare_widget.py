@@ -48,7 +48,22 @@ GALLERY_TIPS = {"failures": "The images with the lowest Dice, worst first (id ·
 
 
 class CompareWidget(JobWidget):
-    """Run several model variants on the same image, or over a folder with masks, and show where they differ."""
+    """Run several model variants on the same image, or over a folder with masks, and show where they differ.
+
+    Controls, besides those of :class:`~glassbox_xai.napari.common.JobWidget` (no model
+    picker: ``variants`` chooses the models; ``run_button`` compares on the chosen image):
+        image: the photograph to compare on (an image layer picker).
+        truth: the optional expert mask (a Labels layer picker); with one, ``info`` shows the metrics.
+        variants: the models to compare (shipped variants and fine-tuned versions).
+        extra_bundle: one more model bundle folder to compare with them.
+        folder: a folder of photographs with their masks, to compare over.
+        gallery_map: the explanation that sorts the folder's images into the galleries.
+        compare_folder_button: compares over the folder (:meth:`compare_folder`).
+        cases: the best, typical and worst images of the last folder comparison; choosing one opens it.
+        galleries: the gallery lists (failures, good and bad explanations), a dict of one list per
+            group; clicking a case opens it.
+        folder_info: the metrics of the last folder comparison.
+    """
 
     op = "compare"
     run_text = "Compare"
@@ -56,59 +71,59 @@ class CompareWidget(JobWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         installed = [v for v in VARIANT_NAMES if v in installed_bundles()]  # shipped ones chosen; fine-tuned versions listed too
-        self._image, self._truth = common.layer_pickers()
-        self._variants = Select(label="variants", choices=lambda _widget: versions.model_names(), value=installed,
-                                tooltip="The models to compare (Ctrl+click to pick several): dice magenta, "
-                                        "balanced yellow, recall cyan; fine-tuned versions too")
-        self._extra = FileEdit(label="also a bundle", mode="d", value="",
-                               tooltip="Optional: one more model bundle folder to compare with the chosen variants")
-        self._folder = FileEdit(label="folder with masks", mode="d", value="",
-                                tooltip="A folder of photographs with their masks (<id>_segmentation.png beside them "
-                                        "or in an ISIC _GroundTruth folder), to compare the models over all of them")
-        self._run_folder = PushButton(text="Compare on folder",
-                                      tooltip="Run every chosen model on every image of the folder: mean metrics, "
-                                              "pooled confusion matrices, and the best, typical and worst images")
+        self.image, self.truth = common.layer_pickers()
+        self.variants = Select(label="variants", choices=lambda _widget: versions.model_names(), value=installed,
+                               tooltip="The models to compare (Ctrl+click to pick several): dice magenta, "
+                                       "balanced yellow, recall cyan; fine-tuned versions too")
+        self.extra_bundle = FileEdit(label="also a bundle", mode="d", value="",
+                                     tooltip="Optional: one more model bundle folder to compare with the chosen variants")
+        self.folder = FileEdit(label="folder with masks", mode="d", value="",
+                               tooltip="A folder of photographs with their masks (<id>_segmentation.png beside them "
+                                       "or in an ISIC _GroundTruth folder), to compare the models over all of them")
+        self.compare_folder_button = PushButton(text="Compare on folder",
+                                                tooltip="Run every chosen model on every image of the folder: mean metrics, "
+                                                        "pooled confusion matrices, and the best, typical and worst images")
         self._case_list: list[tuple[str, tuple[int, str, str]]] = []
-        self._cases = ComboBox(label="open", choices=self._case_choices, visible=False,
-                               tooltip="Open one image of the folder comparison with its ground truth and "
-                                       "every model's outline (the view moves to it)")
-        self._gallery_map = ComboBox(label="galleries by", choices=GALLERY_MAPS, value="gradcam",
-                                     tooltip="The explanation that sorts a folder's images into good and bad explanations "
-                                             "(share of its attribution inside the expert mask), run on every image after the "
-                                             "comparison; Grad-CAM is the cheapest. 'no galleries' skips it")
+        self.cases = ComboBox(label="open", choices=self._case_choices, visible=False,
+                              tooltip="Open one image of the folder comparison with its ground truth and "
+                                      "every model's outline (the view moves to it)")
+        self.gallery_map = ComboBox(label="galleries by", choices=GALLERY_MAPS, value="gradcam",
+                                    tooltip="The explanation that sorts a folder's images into good and bad explanations "
+                                            "(share of its attribution inside the expert mask), run on every image after the "
+                                            "comparison; Grad-CAM is the cheapest. 'no galleries' skips it")
         self._gallery_ids: dict[str, list[tuple[str, str]]] = {}
-        self._galleries = {group: Select(label=group, choices=self._gallery_choices(group), visible=False, tooltip=tip)
-                           for group, tip in GALLERY_TIPS.items()}
-        self._folder_info = Label(label="", value="", tooltip="Metrics of the last folder comparison")
-        super().__init__(viewer, [self._image, self._truth, self._variants, self._extra], model_picker=False)
-        self.insert(self.index(self._run) + 1, self._folder)
-        self.insert(self.index(self._folder) + 1, self._gallery_map)
-        self.insert(self.index(self._gallery_map) + 1, self._run_folder)
-        self.insert(self.index(self._info), self._cases)
-        for group, listed in self._galleries.items():
-            self.insert(self.index(self._info), listed)
+        self.galleries = {group: Select(label=group, choices=self._gallery_choices(group), visible=False, tooltip=tip)
+                          for group, tip in GALLERY_TIPS.items()}
+        self.folder_info = Label(label="", value="", tooltip="Metrics of the last folder comparison")
+        super().__init__(viewer, [self.image, self.truth, self.variants, self.extra_bundle], model_picker=False)
+        self.insert(self.index(self.run_button) + 1, self.folder)
+        self.insert(self.index(self.folder) + 1, self.gallery_map)
+        self.insert(self.index(self.gallery_map) + 1, self.compare_folder_button)
+        self.insert(self.index(self.info), self.cases)
+        for group, listed in self.galleries.items():
+            self.insert(self.index(self.info), listed)
             listed.native.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
             listed.native.setMaximumHeight(100)
             listed.native.itemClicked.connect(lambda item, group=group: self._on_gallery_click(group, item))
-        self.insert(self.index(self._info), self._folder_info)
-        for html in (self._folder_info, self._info):  # tables use the dock's whole width, not only the value column
+        self.insert(self.index(self.info), self.folder_info)
+        for html in (self.folder_info, self.info):  # tables use the dock's whole width, not only the value column
             labeled = html._labeled_widget()
             if labeled is not None:
                 labeled._label_widget.visible = False
             html.native.setAlignment(Qt.AlignLeft | Qt.AlignTop)
             html.native.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
-        self._variants.native.setMaximumHeight(90)  # a short list: no empty box in the scrolling dock
-        self._run_folder.clicked.connect(self.compare_folder)
-        self._cases.changed.connect(self._on_case)
+        self.variants.native.setMaximumHeight(90)  # a short list: no empty box in the scrolling dock
+        self.compare_folder_button.clicked.connect(self.compare_folder)
+        self.cases.changed.connect(self._on_case)
         self._folder_result: dict | None = None
         self._case_bundles: list[tuple[str, Path]] | None = None
 
     def _bundles(self) -> list[tuple[str, Path]]:
         if self._case_bundles is not None:
             return self._case_bundles
-        chosen = [(name, versions.bundle_for(name)) for name in self._variants.value]
-        if str(self._extra.value) not in ("", "."):
-            chosen.append((Path(self._extra.value).name, Path(self._extra.value)))
+        chosen = [(name, versions.bundle_for(name)) for name in self.variants.value]
+        if str(self.extra_bundle.value) not in ("", "."):
+            chosen.append((Path(self.extra_bundle.value).name, Path(self.extra_bundle.value)))
         return chosen
 
     def run(self) -> None:
@@ -123,11 +138,11 @@ class CompareWidget(JobWidget):
 
     def _start(self) -> None:
         super().run()
-        self._run_folder.enabled = self._cases.enabled = self._job is None
+        self.compare_folder_button.enabled = self.cases.enabled = self._job is None
 
     def _on_finished(self) -> None:
         super()._on_finished()
-        self._run_folder.enabled = self._cases.enabled = True
+        self.compare_folder_button.enabled = self.cases.enabled = True
 
     def request(self):
         bundles = self._bundles()
@@ -136,11 +151,11 @@ class CompareWidget(JobWidget):
             return None
         if self.op == FOLDER_OP:
             return self._folder_request(bundles)
-        rgb, truth = checked_inputs(self._image.value, self._truth.value)  # ValueError: JobWidget.run tells the user
-        return ("image", self._image.value, [n for n, _ in bundles]), {"image": rgb, "bundles": [str(p) for _, p in bundles], "truth": truth}
+        rgb, truth = checked_inputs(self.image.value, self.truth.value)  # ValueError: JobWidget.run tells the user
+        return ("image", self.image.value, [n for n, _ in bundles]), {"image": rgb, "bundles": [str(p) for _, p in bundles], "truth": truth}
 
     def _folder_request(self, bundles: list[tuple[str, Path]]):
-        folder = str(self._folder.value)
+        folder = str(self.folder.value)
         if folder in ("", "."):
             common.error("choose a folder of photographs with their masks (<id>_segmentation.png) to compare on")
             return None
@@ -150,7 +165,7 @@ class CompareWidget(JobWidget):
             common.error(exc)
             return None
         kwargs = {"folder": folder, "bundles": [str(p) for _, p in bundles], "names": [n for n, _ in bundles],
-                  "gallery": self._gallery_map.value}
+                  "gallery": self.gallery_map.value}
         return ("folder", bundles), kwargs
 
     def show_result(self, context, result: dict) -> None:
@@ -173,21 +188,21 @@ class CompareWidget(JobWidget):
                 outline = self._viewer.add_labels(mask, name=title, colormap=colormap, opacity=1.0, **align)
                 outline.contour = 3
         title = f"<p><b>{layer.name}</b></p>" if self._folder_result is not None else ""
-        self._info.value = title + comparison_html(names, result["results"])
+        self.info.value = title + comparison_html(names, result["results"])
 
     def _show_folder(self, bundles: list[tuple[str, Path]], result: dict) -> None:
         self._folder_result = {**result, "bundles": bundles}
-        self._folder_info.value = folder_comparison_html(result["variants"]) + gallery_html(result.get("galleries", {}))
-        self._info.value = ""
+        self.folder_info.value = folder_comparison_html(result["variants"]) + gallery_html(result.get("galleries", {}))
+        self.info.value = ""
         self._case_list = case_choices(result["variants"])
-        self._cases.reset_choices()
-        self._cases.value = None
-        self._cases.visible = True
+        self.cases.reset_choices()
+        self.cases.value = None
+        self.cases.visible = True
         self._gallery_ids = gallery_items(result.get("galleries", {}))
-        for listed in self._galleries.values():
+        for listed in self.galleries.values():
             listed.reset_choices()
             listed.visible = bool(result.get("galleries"))
-        self._status.value = f"{result['card']['name']} compared on {result['device']}"
+        self.status.value = f"{result['card']['name']} compared on {result['device']}"
 
     def _case_choices(self, _widget=None) -> list:
         """The cases of the last folder comparison (a callable, so napari's ``reset_choices`` keeps them)."""
@@ -204,7 +219,7 @@ class CompareWidget(JobWidget):
         if self._job is not None:
             common.error("wait for the running job to finish (or cancel it), then choose the image again")
             return
-        self.open_case(self._gallery_ids[group][self._galleries[group].native.row(item)][1])
+        self.open_case(self._gallery_ids[group][self.galleries[group].native.row(item)][1])
 
     def _on_case(self, value) -> None:
         if value is None or self._folder_result is None:
@@ -219,9 +234,9 @@ class CompareWidget(JobWidget):
         same models on it (their outlines appear over it)."""
         result = self._folder_result
         image, truth = self._add_photo(Path(result["images"][image_id]))
-        self._image.reset_choices()
-        self._truth.reset_choices()
-        self._image.value, self._truth.value = image, truth
+        self.image.reset_choices()
+        self.truth.reset_choices()
+        self.image.value, self.truth.value = image, truth
         self._case_bundles = result["bundles"]
         try:
             self.run()

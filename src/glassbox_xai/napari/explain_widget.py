@@ -27,49 +27,58 @@ TARGET_TIPS = {
 
 
 class ExplainWidget(JobWidget):
-    """Explain why the model drew the boundary it drew, for a chosen target region."""
+    """Explain why the model drew the boundary it drew, for a chosen target region.
+
+    Controls, besides those of :class:`~glassbox_xai.napari.common.JobWidget`:
+        image: the photograph to explain (an image layer picker).
+        truth: the optional expert mask (a Labels layer picker), needed by the ``truth`` target.
+        methods: the explanations to compute, each becoming a map layer.
+        target: the pixels whose score is explained (prediction, truth, background, drawn region).
+        drawn_region: the Labels or Shapes layer holding the region, shown for the drawn-region target.
+        legend: the colour scale and meaning of the selected map layer.
+    """
 
     op = "explain"
     run_text = "Explain"
     scrollable = True
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        self._image, self._truth = common.layer_pickers()
-        self._methods = Select(label="methods", choices=[(method_label(m), m) for m in METHODS], value=[m for m in METHODS if m != "scorecam"],
-                               tooltip="The explanations to compute (Ctrl+click to pick several); each becomes a map layer. "
-                                       "Score-CAM is not ticked at first: it runs the model once per channel, several times "
-                                       "the cost of the rest")
-        self._target = ComboBox(label="target", choices=TARGET_CHOICES, value="prediction",
-                                tooltip="The pixels whose score is explained: " + "; ".join(f"{k}: {v}" for k, v in TARGET_TIPS.items()))
-        self._drawn = create_widget(annotation=napari.layers.Layer, label="drawn region", options={"nullable": True})
-        self._drawn.tooltip = "The Labels or Shapes layer holding the region to explain"
-        self._legend = Label(label="", value=NO_LEGEND, tooltip="The colour scale and meaning of the selected map layer")
-        super().__init__(viewer, [self._image, self._truth, self._methods, self._target, self._drawn])
-        self.insert(self.index(self._info), self._legend)
-        self._legend.native.setWordWrap(True)
-        self._legend.native.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.MinimumExpanding)
-        self._target.changed.connect(lambda value: setattr(self._drawn, "visible", value == "drawn region"))
-        self._drawn.visible = False
-        self._methods.native.setMaximumHeight(100)
+        self.image, self.truth = common.layer_pickers()
+        self.methods = Select(label="methods", choices=[(method_label(m), m) for m in METHODS], value=[m for m in METHODS if m != "scorecam"],
+                              tooltip="The explanations to compute (Ctrl+click to pick several); each becomes a map layer. "
+                                      "Score-CAM is not ticked at first: it runs the model once per channel, several times "
+                                      "the cost of the rest")
+        self.target = ComboBox(label="target", choices=TARGET_CHOICES, value="prediction",
+                               tooltip="The pixels whose score is explained: " + "; ".join(f"{k}: {v}" for k, v in TARGET_TIPS.items()))
+        self.drawn_region = create_widget(annotation=napari.layers.Layer, label="drawn region", options={"nullable": True})
+        self.drawn_region.tooltip = "The Labels or Shapes layer holding the region to explain"
+        self.legend = Label(label="", value=NO_LEGEND, tooltip="The colour scale and meaning of the selected map layer")
+        super().__init__(viewer, [self.image, self.truth, self.methods, self.target, self.drawn_region])
+        self.insert(self.index(self.info), self.legend)
+        self.legend.native.setWordWrap(True)
+        self.legend.native.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.MinimumExpanding)
+        self.target.changed.connect(lambda value: setattr(self.drawn_region, "visible", value == "drawn region"))
+        self.drawn_region.visible = False
+        self.methods.native.setMaximumHeight(100)
         viewer.dims.events.current_step.connect(self._on_step)
         viewer.layers.selection.events.active.connect(self._on_active)
 
     def request(self):
-        rgb, truth = checked_inputs(self._image.value, self._truth.value)  # ValueError: JobWidget.run tells the user
+        rgb, truth = checked_inputs(self.image.value, self.truth.value)  # ValueError: JobWidget.run tells the user
         target = self._target_value(rgb.shape[:2], truth)
-        methods = tuple(self._methods.value)
+        methods = tuple(self.methods.value)
         if not methods:
             common.error("choose at least one method")
             return None
-        return self._image.value, {"image": rgb, "methods": methods, "target": target, "truth": truth}
+        return self.image.value, {"image": rgb, "methods": methods, "target": target, "truth": truth}
 
     def _target_value(self, shape, truth):
-        choice = self._target.value
+        choice = self.target.value
         if choice == "truth" and truth is None:
             raise ValueError("the ground-truth target needs a ground truth layer; choose one above")
         if choice != "drawn region":
             return choice
-        layer = self._drawn.value
+        layer = self.drawn_region.value
         if layer is None:
             raise ValueError("choose the Labels or Shapes layer you drew the region in")
         if isinstance(layer, napari.layers.Shapes):
@@ -104,7 +113,7 @@ class ExplainWidget(JobWidget):
             self._viewer.layers.selection.active = newest  # shown alone, with its colour bar and legend
             self._show_only(newest)
         seconds = ", ".join(f"{k} {v:.1f} s" for k, v in result["seconds"].items())
-        self._info.value = faithfulness_html(result["faithfulness"]) + f"<p>time: {seconds}</p>"
+        self.info.value = faithfulness_html(result["faithfulness"]) + f"<p>time: {seconds}</p>"
 
     def _put(self, name: str, data: np.ndarray, style: dict, align: dict, metadata: dict):
         """Update the map layer ``name`` in place, or add it; returns the layer."""
@@ -158,7 +167,7 @@ class ExplainWidget(JobWidget):
 
     def _show_legend(self, layer) -> None:
         if layer is None or layer.name not in self._viewer.layers:
-            self._legend.value = NO_LEGEND
+            self.legend.value = NO_LEGEND
             return
         self._name_slider(layer)
-        self._legend.value = legend_html(layer.metadata, layer.contrast_limits, self._plane(layer))
+        self.legend.value = legend_html(layer.metadata, layer.contrast_limits, self._plane(layer))

@@ -23,40 +23,50 @@ from .layers import before_after_html
 
 
 class FinetuneWidget(JobWidget):
-    """Fine-tune the chosen model on expert corrections; pick which version is active."""
+    """Fine-tune the chosen model on expert corrections; pick which version is active.
+
+    Controls, besides those of :class:`~glassbox_xai.napari.common.JobWidget`:
+        retraining_set: the folder of accepted corrections (the last review's, unless chosen).
+        epochs: passes over the corrections.
+        originals: an optional folder of original training pairs mixed in.
+        held_out: an optional folder of images with masks, to compare the new version with its parent.
+        active_model: the version to make active (the new one, after a run).
+        make_active_button: makes ``active_model`` the active model (:meth:`make_active`).
+        active_now: the model every widget uses by default.
+    """
 
     op = "finetune"
     run_text = "Fine-tune"
     scrollable = True
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        self._set_dir = FileEdit(label="retraining set", mode="d",
-                                 tooltip="The folder the Review widget saves accepted corrections into")
-        self._epochs = SpinBox(label="epochs", min=1, max=200, value=FinetuneSettings().epochs,
-                               tooltip="Passes over the corrections (and the original pairs mixed in with them); "
-                                       "the default was measured on another clinic's images (PH2)")
-        self._original = FileEdit(label="originals (opt.)", mode="d",
+        self.retraining_set = FileEdit(label="retraining set", mode="d",
+                                       tooltip="The folder the Review widget saves accepted corrections into")
+        self.epochs = SpinBox(label="epochs", min=1, max=200, value=FinetuneSettings().epochs,
+                              tooltip="Passes over the corrections (and the original pairs mixed in with them); "
+                                      "the default was measured on another clinic's images (PH2)")
+        self.originals = FileEdit(label="originals (opt.)", mode="d",
                                   tooltip="Optional: a folder of original training images with masks, mixed in so "
                                           "the model does not forget what it knew")
-        self._held_out = FileEdit(label="held-out (opt.)", mode="d",
-                                  tooltip="Optional: a folder of images with masks never used for training, to "
-                                          "compare the new version with its parent")
-        self._active = ComboBox(label="active model", choices=lambda _w: versions.model_names(),
-                                tooltip="The model version every GlassBox widget starts from")
-        self._activate = PushButton(text="Make active", tooltip="Make the chosen version the active model (older versions stay available)")
-        self._active_now = Label(label="", value="", tooltip="The model every widget uses by default")
-        super().__init__(viewer, [self._set_dir, self._epochs, self._original, self._held_out])
-        for widget in (self._active, self._activate, self._active_now):
+        self.held_out = FileEdit(label="held-out (opt.)", mode="d",
+                                 tooltip="Optional: a folder of images with masks never used for training, to "
+                                         "compare the new version with its parent")
+        self.active_model = ComboBox(label="active model", choices=lambda _w: versions.model_names(),
+                                     tooltip="The model version every GlassBox widget starts from")
+        self.make_active_button = PushButton(text="Make active", tooltip="Make the chosen version the active model (older versions stay available)")
+        self.active_now = Label(label="", value="", tooltip="The model every widget uses by default")
+        super().__init__(viewer, [self.retraining_set, self.epochs, self.originals, self.held_out])
+        for widget in (self.active_model, self.make_active_button, self.active_now):
             self.insert(len(self) - 1, widget)
-        self._activate.clicked.connect(lambda: self.make_active(self._active.value))
+        self.make_active_button.clicked.connect(lambda: self.make_active(self.active_model.value))
         self._show_active()
         self.offer_last_set()
 
     def offer_last_set(self) -> None:
         """Fill in the retraining set of the last review, unless the user chose one."""
         found = last_set()
-        if found is not None and self._chosen(self._set_dir) is None:
-            self._set_dir.value = found
+        if found is not None and self._chosen(self.retraining_set) is None:
+            self.retraining_set.value = found
 
     def reset_choices(self, *args) -> None:  # napari calls this when the dock is shown and layers change
         super().reset_choices(*args)
@@ -68,18 +78,18 @@ class FinetuneWidget(JobWidget):
 
     def request(self):
         self.offer_last_set()
-        set_dir = self._chosen(self._set_dir)
+        set_dir = self._chosen(self.retraining_set)
         if set_dir is None:
             raise ValueError("choose the retraining set folder (the one the Review widget saves corrections into)")
-        return None, {"set_dir": set_dir, "epochs": int(self._epochs.value), "original": self._chosen(self._original),
-                      "held_out": self._chosen(self._held_out)}
+        return None, {"set_dir": set_dir, "epochs": int(self.epochs.value), "original": self._chosen(self.originals),
+                      "held_out": self._chosen(self.held_out)}
 
     def show_result(self, _context, result: dict) -> None:
         name = result["version"]  # registered by the core when it was saved
-        self._active.reset_choices()
-        self._active.value = name
-        self._status.value = f"new version ready ({result['epochs_run']} epoch(s))"
-        self._info.value = before_after_html(result.get("comparison")) + "<p>Make it active to use it in every widget.</p>"
+        self.active_model.reset_choices()
+        self.active_model.value = name
+        self.status.value = f"new version ready ({result['epochs_run']} epoch(s))"
+        self.info.value = before_after_html(result.get("comparison")) + "<p>Make it active to use it in every widget.</p>"
         show_info(f"GlassBox: fine-tuned version {name} is ready; the parent stays available")
 
     def make_active(self, name: str) -> None:
@@ -93,5 +103,5 @@ class FinetuneWidget(JobWidget):
         show_info(f"GlassBox: {name} is now the active model")
 
     def _show_active(self) -> None:
-        self._active_now.value = f"active: <b>{versions.active() or 'dice (default)'}</b>"
+        self.active_now.value = f"active: <b>{versions.active() or 'dice (default)'}</b>"
 

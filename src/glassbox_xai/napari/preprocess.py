@@ -16,8 +16,10 @@ class PreprocessPanel(Container):
         rows = []
         for name in PHOTOMETRIC:
             tech = TECHNIQUES[name]
-            box = CheckBox(text=name.replace("_", " "), value=False)
-            slider = FloatSlider(min=tech.limits[0], max=tech.limits[1], value=(tech.low + tech.high) / 2, step=0.01, enabled=False)
+            label = name.replace("_", " ")
+            box = CheckBox(text=label, value=False, tooltip=f"Apply {label} to the copy of the image that is segmented.")
+            slider = FloatSlider(min=tech.limits[0], max=tech.limits[1], value=(tech.low + tech.high) / 2, step=0.01, enabled=False,
+                                 tooltip=f"Strength of {label} (enabled when its box is ticked).")
             box.changed.connect(lambda on, s=slider: setattr(s, "enabled", on))
             self._rows[name] = (box, slider)
             rows.append(Container(widgets=[box, slider], layout="horizontal", labels=False))

@@ -98,6 +98,21 @@ class ReviewWidget(JobWidget):
     layer for the whole review and updates their data in place from image to image
     (removing and re-adding layers stalled the viewer for seconds); photographs are read
     off the GUI thread. An image already corrected shows its accepted correction.
+
+    Controls, besides those of :class:`~glassbox_xai.napari.common.JobWidget`
+    (``run_button`` segments the current image again):
+        folder: the folder of photographs to review (:meth:`open_folder` opens it).
+        retraining_set: where accepted corrections are saved; the review session is kept there too.
+        annotator: the annotator's name, recorded with every accepted correction.
+        ranking: an optional ``glassbox rank`` CSV giving the review order.
+        open_button: opens the folder, or resumes its review.
+        where: the position in the review (image n of N, corrections so far, the order).
+        jump: the list of the folder's images in review order; choosing one goes to it.
+        skip_corrected: whether Next skips images that already have an accepted correction.
+        previous_button: the previous image (:meth:`previous_image`).
+        next_button: the next image (:meth:`next_image`).
+        accept_button: saves the correction and goes on (:meth:`accept`).
+        rank_button: orders the folder by uncertainty (:meth:`rank`).
     """
 
     op = "segment"
@@ -105,20 +120,21 @@ class ReviewWidget(JobWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         self._image_labels: list[str] = []
-        self._folder = FileEdit(label="images folder", mode="d")
-        self._set_dir = FileEdit(label="retraining set", mode="d")
-        self._annotator = LineEdit(label="annotator", value="")
-        self._ranking = FileEdit(label="ranking (opt.)", mode="r", filter="*.csv")
-        self._open = PushButton(text="Open folder")
-        self._where = Label(label="", value="no folder open")
-        self._jump = ComboBox(label="image", choices=lambda _widget: self._image_labels)  # callable: napari's reset_choices keeps it
-        self._skip = CheckBox(text="skip images already corrected", value=True)
-        self._previous, self._next, self._accept = PushButton(text="◀ Previous"), PushButton(text="Next ▶"), PushButton(text="Accept ✓")
-        navigation = Container(widgets=[self._previous, self._next, self._accept], layout="horizontal", labels=False)
-        self._rank = PushButton(text="Order by uncertainty (most uncertain first)")
+        self.folder = FileEdit(label="images folder", mode="d")
+        self.retraining_set = FileEdit(label="retraining set", mode="d")
+        self.annotator = LineEdit(label="annotator", value="")
+        self.ranking = FileEdit(label="ranking (opt.)", mode="r", filter="*.csv")
+        self.open_button = PushButton(text="Open folder")
+        self.where = Label(label="", value="no folder open")
+        self.jump = ComboBox(label="image", choices=lambda _widget: self._image_labels)  # callable: napari's reset_choices keeps it
+        self.skip_corrected = CheckBox(text="skip images already corrected", value=True)
+        self.previous_button, self.next_button = PushButton(text="◀ Previous"), PushButton(text="Next ▶")
+        self.accept_button = PushButton(text="Accept ✓")
+        navigation = Container(widgets=[self.previous_button, self.next_button, self.accept_button], layout="horizontal", labels=False)
+        self.rank_button = PushButton(text="Order by uncertainty (most uncertain first)")
         keys = Label(label="", value="<small>Shift+Enter accept · Shift+→ next · Shift+← previous</small>")
-        super().__init__(viewer, [self._folder, self._set_dir, self._annotator, self._ranking, self._open, self._where, self._jump, self._skip,
-                                  navigation, self._rank, keys])
+        super().__init__(viewer, [self.folder, self.retraining_set, self.annotator, self.ranking, self.open_button, self.where, self.jump,
+                                  self.skip_corrected, navigation, self.rank_button, keys])
         self.session: ReviewSession | None = None
         self._predicted: np.ndarray | None = None  # the model's mask of the current image, as segmented
         self._saved: np.ndarray | None = None  # the accepted correction of the current image, when it has one
@@ -129,13 +145,13 @@ class ReviewWidget(JobWidget):
         self._saving = False  # a correction is being saved: no moving, editing or accepting until it is
         self._refreshing = False
         self._draft_timer = None
-        self._folder.changed.connect(self._suggest_set_dir)
-        self._open.clicked.connect(lambda: self.open_folder())  # not the button's checked state as a folder
-        self._previous.clicked.connect(self.previous_image)
-        self._next.clicked.connect(self.next_image)
-        self._accept.clicked.connect(self.accept)
-        self._rank.clicked.connect(self.rank)
-        self._jump.changed.connect(self._jumped)
+        self.folder.changed.connect(self._suggest_set_dir)
+        self.open_button.clicked.connect(lambda: self.open_folder())  # not the button's checked state as a folder
+        self.previous_button.clicked.connect(self.previous_image)
+        self.next_button.clicked.connect(self.next_image)
+        self.accept_button.clicked.connect(self.accept)
+        self.rank_button.clicked.connect(self.rank)
+        self.jump.changed.connect(self._jumped)
         for key, method in SHORTCUTS.items():
             viewer.bind_key(key, lambda _viewer, m=method: self._shortcut(m), overwrite=True)
         self._add_tooltips()
@@ -143,23 +159,23 @@ class ReviewWidget(JobWidget):
 
     def _add_tooltips(self) -> None:
         tips = {
-            self._folder: "The folder of photographs to review (ISIC layout or flat; masks beside them are shown as ground truth).",
-            self._set_dir: "Where accepted corrections are saved (the retraining set); the review session is kept there too.",
-            self._annotator: "Your name: every accepted correction records who made it.",
-            self._ranking: "Optional: a CSV written by `glassbox rank` over the archive; the folder is then reviewed "
-                           "in its order, most uncertain first (images it does not rank come last).",
-            self._open: "Open the folder, or resume its review where it stopped.",
-            self._jump: "Go to any image of the folder (✓ corrected, draft: unaccepted edits kept).",
-            self._skip: "Next skips images that already have an accepted correction.",
-            self._previous: "Previous image, without saving (edits are kept as a draft). Shift+Left.",
-            self._next: "Next image, without saving (edits are kept as a draft). Shift+Right.",
-            self._accept: "Save the correction into the retraining set with its provenance, then go to the next image. Shift+Enter.",
-            self._rank: "Score every image by the model's uncertainty in the worker, then review the most uncertain first.",
-            self._run: "Segment the current image again with the chosen model (replaces what is shown, edits included).",
-            self._cancel: "Stop the running job.",
-            self._model: "The model that segments the images: a shipped variant, a fine-tuned version, or a bundle folder.",
-            self._bundle: "A model bundle folder (holds model.keras, config.json and card.json).",
-            self._progress: "Progress of the running job.",
+            self.folder: "The folder of photographs to review (ISIC layout or flat; masks beside them are shown as ground truth).",
+            self.retraining_set: "Where accepted corrections are saved (the retraining set); the review session is kept there too.",
+            self.annotator: "Your name: every accepted correction records who made it.",
+            self.ranking: "Optional: a CSV written by `glassbox rank` over the archive; the folder is then reviewed "
+                          "in its order, most uncertain first (images it does not rank come last).",
+            self.open_button: "Open the folder, or resume its review where it stopped.",
+            self.jump: "Go to any image of the folder (✓ corrected, draft: unaccepted edits kept).",
+            self.skip_corrected: "Next skips images that already have an accepted correction.",
+            self.previous_button: "Previous image, without saving (edits are kept as a draft). Shift+Left.",
+            self.next_button: "Next image, without saving (edits are kept as a draft). Shift+Right.",
+            self.accept_button: "Save the correction into the retraining set with its provenance, then go to the next image. Shift+Enter.",
+            self.rank_button: "Score every image by the model's uncertainty in the worker, then review the most uncertain first.",
+            self.run_button: "Segment the current image again with the chosen model (replaces what is shown, edits included).",
+            self.cancel_button: "Stop the running job.",
+            self.model: "The model that segments the images: a shipped variant, a fine-tuned version, or a bundle folder.",
+            self.bundle: "A model bundle folder (holds model.keras, config.json and card.json).",
+            self.progress: "Progress of the running job.",
         }
         for widget, tip in tips.items():
             widget.tooltip = tip
@@ -173,53 +189,55 @@ class ReviewWidget(JobWidget):
 
     # -- opening --------------------------------------------------------------
     def _suggest_set_dir(self, folder) -> None:
-        if str(self._set_dir.value) in ("", "."):
-            self._set_dir.value = default_set_dir(folder)
+        if str(self.retraining_set.value) in ("", "."):
+            self.retraining_set.value = default_set_dir(folder)
 
     def open_folder(self, folder: str | Path | None = None) -> bool:
         """Open (or resume) the review of a folder; False after telling the user what is wrong."""
         if folder is not None:
-            self._folder.value = folder
-        if str(self._folder.value) in ("", "."):
+            self.folder.value = folder
+        if str(self.folder.value) in ("", "."):
             common.error("choose the folder of images to review")
             return False
-        self._suggest_set_dir(self._folder.value)
+        self._suggest_set_dir(self.folder.value)
         if self.session is not None:
             self._keep_draft()  # the image left open in the previous folder
-        ranking = None if str(self._ranking.value) in ("", ".") else Path(self._ranking.value)
+        ranking = None if str(self.ranking.value) in ("", ".") else Path(self.ranking.value)
         try:
-            store = RetrainingSet(self._set_dir.value)
-            self.session = ReviewSession(self._folder.value, store, annotator=self._annotator.value.strip(), ranking=ranking)
+            store = RetrainingSet(self.retraining_set.value)
+            self.session = ReviewSession(self.folder.value, store, annotator=self.annotator.value.strip(), ranking=ranking)
         except (NoImagesError, StoreError, RankingError, OSError) as exc:
             common.error(exc)
             return False
         session = self.session
-        self._annotator.value = session.annotator
+        self.annotator.value = session.annotator
         self._set_enabled(True)
         if ranking is not None:
             show_info(f"GlassBox: {len(session.scores)} of {session.total} images ordered by {ranking.name}, most uncertain first")
         if session.resumed:
             show_info(f"GlassBox: resumed the review of {session.folder.name} at {session.status()}")
-        elif self._skip.value:
+        elif self.skip_corrected.value:
             session.first_open()
         self._show_current()
         return True
 
     def _set_enabled(self, on: bool) -> None:
-        for button in (self._previous, self._next, self._accept, self._rank, self._jump):
+        for button in (self.previous_button, self.next_button, self.accept_button, self.rank_button, self.jump):
             button.enabled = on
 
     # -- moving ---------------------------------------------------------------
     def next_image(self) -> None:
+        """Go to the next image (skipping corrected ones when asked); edits are kept as a draft."""
         if self.session is None or self._saving:
             return
         self._keep_draft()
-        if self.session.next(skip_corrected=self._skip.value) is None:
+        if self.session.next(skip_corrected=self.skip_corrected.value) is None:
             show_info(f"GlassBox: end of the folder ({self.session.done} of {self.session.total} corrected)")
             return
         self._show_current()
 
     def previous_image(self) -> None:
+        """Go back to the previous image; edits are kept as a draft."""
         if self.session is None or self._saving:
             return
         self._keep_draft()
@@ -244,12 +262,12 @@ class ReviewWidget(JobWidget):
             labels = [f"{n + 1}. {label}" for n, label in enumerate(session.labels())]
             if labels != self._image_labels:
                 self._image_labels = labels
-                self._jump.native.clear()  # magicgui appends changed items at the end otherwise
-                self._jump.reset_choices()
-            self._jump.value = self._image_labels[session.position]
+                self.jump.native.clear()  # magicgui appends changed items at the end otherwise
+                self.jump.reset_choices()
+            self.jump.value = self._image_labels[session.position]
         finally:
             self._refreshing = False
-        self._where.value = f"<b>{session.status()}</b>" + ("<br>most uncertain first" if session.ordered_by == "uncertainty" else "")
+        self.where.value = f"<b>{session.status()}</b>" + ("<br>most uncertain first" if session.ordered_by == "uncertainty" else "")
 
     def _show_current(self) -> None:
         """Read the current image (off the GUI thread), then show it in the same layers."""
@@ -260,8 +278,8 @@ class ReviewWidget(JobWidget):
         labels = self._layers.get("labels")
         if labels is not None and self._alive(labels):
             labels.visible = False  # the previous image's mask must not be edited as this one's
-        self._where.value += f"<br>reading {sample.id}…"
-        self._reading, self._run.enabled = True, False  # nothing to segment again until the image is read
+        self.where.value += f"<br>reading {sample.id}…"
+        self._reading, self.run_button.enabled = True, False  # nothing to segment again until the image is read
         job = _load_in_thread(session, sample)
         job.returned.connect(self._on_loaded_if_open)
         job.errored.connect(lambda exc: self._on_load_error(sample, exc))
@@ -278,8 +296,8 @@ class ReviewWidget(JobWidget):
         session = self.session
         if session is None or loaded.sample.id != session.current.id:
             return  # the user moved on while this image was read
-        self._where.value = self._where.value.split("<br>reading")[0]
-        self._reading, self._run.enabled = False, self._job is None
+        self.where.value = self.where.value.split("<br>reading")[0]
+        self._reading, self.run_button.enabled = False, self._job is None
         if loaded.error:
             common.error(loaded.error)
             return
@@ -299,7 +317,7 @@ class ReviewWidget(JobWidget):
         self.run()
 
     def _on_load_error(self, sample: Sample, exc: Exception) -> None:
-        self._reading, self._run.enabled = False, self._job is None
+        self._reading, self.run_button.enabled = False, self._job is None
         common.error(f"could not read {sample.image}: {exc}")
 
     # -- the layers, updated in place -----------------------------------------
@@ -391,7 +409,7 @@ class ReviewWidget(JobWidget):
 
     def _on_finished(self) -> None:
         super()._on_finished()
-        self._run.enabled = not self._reading
+        self.run_button.enabled = not self._reading
         self.op = "segment"
 
     def rank(self) -> None:
@@ -400,8 +418,8 @@ class ReviewWidget(JobWidget):
         self.run()
 
     # -- drafts and accepting -------------------------------------------------
-    def _prediction_layer(self):
-        """The editable mask of the current image, once it is shown (``None`` before)."""
+    def prediction_layer(self):
+        """The editable mask layer of the current image, once it is shown (``None`` before)."""
         layer = self._layers.get("labels")
         if self.session is None or layer is None or self._shown_id != self.session.current.id or not layer.visible or not self._alive(layer):
             return None
@@ -418,7 +436,7 @@ class ReviewWidget(JobWidget):
 
     def _keep_draft(self) -> None:
         """Save unaccepted edits of the current image (a crash or moving on loses nothing)."""
-        layer = self._prediction_layer()
+        layer = self.prediction_layer()
         if layer is None or self._predicted is None or self._saving:
             return
         edited = np.asarray(layer.data) > 0
@@ -436,11 +454,11 @@ class ReviewWidget(JobWidget):
         the next image. Moving, accepting again and editing wait until the save is done."""
         if self._saving:
             return
-        layer = self._prediction_layer()
+        layer = self.prediction_layer()
         if self.session is None or layer is None or self._predicted is None:
             common.error("nothing to accept yet: wait for the prediction of this image, then correct it")
             return
-        name = self._annotator.value.strip()
+        name = self.annotator.value.strip()
         if not name:
             common.error("enter your name as annotator first (once per session): every correction records who made it")
             return
@@ -461,17 +479,17 @@ class ReviewWidget(JobWidget):
     def _set_saving(self, on: bool, layer=None) -> None:
         self._saving = on
         self._set_enabled(not on)
-        self._run.enabled = not on and self._job is None and not self._reading
+        self.run_button.enabled = not on and self._job is None and not self._reading
         if layer is not None:
             layer.editable = not on  # an edit made now would be neither saved nor kept as a draft
 
     def _on_accept_failed(self, exc: Exception) -> None:
-        self._set_saving(False, self._prediction_layer())
+        self._set_saving(False, self.prediction_layer())
         common.error(exc if isinstance(exc, (StoreError, ValueError)) else f"could not save the correction: {exc}")
 
     def _on_accepted(self, sidecar: dict) -> None:
         try:
-            self._set_saving(False, self._prediction_layer())
+            self._set_saving(False, self.prediction_layer())
         except RuntimeError as exc:  # the dock was closed while saving: the correction is saved all the same
             if "deleted" not in str(exc):
                 raise

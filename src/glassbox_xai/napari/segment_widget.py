@@ -48,54 +48,58 @@ class SegmentWidget(JobWidget):
     The threshold starts at the chosen model's card value and follows the model picker,
     and test-time augmentation and postprocessing are the card's, so the widget gives the
     same mask as ``glassbox predict`` with the same model.
+
+    Controls, besides those of :class:`~glassbox_xai.napari.common.JobWidget`:
+        image: the photograph to segment (an image layer picker).
+        truth: the optional expert mask (a Labels layer picker); with one, ``info`` shows the metrics.
+        threshold: the probability slider; starts at the chosen model's card value.
+        card_line: the settings the chosen model's card sets (threshold, flip TTA, postprocessing).
+        use_preprocess: segment a preprocessed copy of the photograph instead of the photograph.
+        preprocess: the preprocessing panel (:meth:`PreprocessPanel.set` turns a technique on).
+        preview_button: shows the preprocessed copy as a layer (:meth:`preview`).
     """
 
     op = "segment"
     run_text = "Segment"
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        self._image, self._truth = common.layer_pickers()
-        self._threshold = FloatSlider(label="threshold", min=0.05, max=0.95, step=0.01, value=0.5)
-        self._card_line = Label(label="", value="")
-        self._use_preprocess = CheckBox(text="preprocess before segmenting", value=False)
-        self._preprocess = PreprocessPanel()
-        self._preview = PushButton(text="Preview preprocessing")
-        super().__init__(viewer, [self._image, self._truth, self._threshold, self._card_line, self._use_preprocess,
-                                  self._preprocess, self._preview])
+        self.image, self.truth = common.layer_pickers()
+        self.threshold = FloatSlider(label="threshold", min=0.05, max=0.95, step=0.01, value=0.5)
+        self.card_line = Label(label="", value="")
+        self.use_preprocess = CheckBox(text="preprocess before segmenting", value=False)
+        self.preprocess = PreprocessPanel()
+        self.preview_button = PushButton(text="Preview preprocessing")
+        super().__init__(viewer, [self.image, self.truth, self.threshold, self.card_line, self.use_preprocess,
+                                  self.preprocess, self.preview_button])
         self._card: ModelCard | None = None
-        self._preprocess.visible = self._preview.visible = False
-        self._use_preprocess.changed.connect(self._toggle_preprocess)
-        self._preview.clicked.connect(self.preview)
-        self._model.changed.connect(self._follow_model)
-        self._bundle.changed.connect(self._follow_model)
-        self._image.changed.connect(self._pick_truth)
+        self.preprocess.visible = self.preview_button.visible = False
+        self.use_preprocess.changed.connect(self._toggle_preprocess)
+        self.preview_button.clicked.connect(self.preview)
+        self.model.changed.connect(self._follow_model)
+        self.bundle.changed.connect(self._follow_model)
+        self.image.changed.connect(self._pick_truth)
         viewer.layers.events.inserted.connect(self._pick_truth_if_empty)
-        self._metrics = self._info
         self._add_tooltips()
         self._follow_model()
         self._pick_truth()
 
     def _add_tooltips(self) -> None:
         tips = {
-            self._image: "The photograph to segment (an RGB or grayscale image layer).",
-            self._truth: "Optional expert mask of the same size: with one, the metric table compares the prediction with it.",
-            self._threshold: "Probability above which a pixel counts as lesion. Starts at the chosen model's card value "
-                             "(the value `glassbox predict` uses); move it to trade recall for precision.",
-            self._use_preprocess: "Apply photometric preprocessing (gamma, contrast, CLAHE...) to a copy of the image before segmenting.",
-            self._preview: "Show the preprocessed copy as a new image layer; the photograph itself is not changed.",
-            self._run: "Segment the chosen image with the chosen model in the model worker (napari stays responsive).",
-            self._cancel: "Stop the running segmentation.",
-            self._model: "The model: a shipped variant, a fine-tuned version, or a bundle folder on disk.",
-            self._bundle: "A model bundle folder (holds model.keras, config.json and card.json).",
-            self._progress: "Progress of the running job.",
+            self.image: "The photograph to segment (an RGB or grayscale image layer).",
+            self.truth: "Optional expert mask of the same size: with one, the metric table compares the prediction with it.",
+            self.threshold: "Probability above which a pixel counts as lesion. Starts at the chosen model's card value "
+                            "(the value `glassbox predict` uses); move it to trade recall for precision.",
+            self.use_preprocess: "Apply photometric preprocessing (gamma, contrast, CLAHE...) to a copy of the image before segmenting.",
+            self.preview_button: "Show the preprocessed copy as a new image layer; the photograph itself is not changed.",
+            self.run_button: "Segment the chosen image with the chosen model in the model worker (napari stays responsive).",
+            self.cancel_button: "Stop the running segmentation.",
+            self.model: "The model: a shipped variant, a fine-tuned version, or a bundle folder on disk.",
+            self.bundle: "A model bundle folder (holds model.keras, config.json and card.json).",
+            self.progress: "Progress of the running job.",
         }
         for widget, tip in tips.items():
             widget.tooltip = tip
-        self._card_line.tooltip = "Settings the chosen model's card sets; the worker applies its test-time augmentation and postprocessing."
-        for name, (box, slider) in self._preprocess._rows.items():  # the panel's own rows
-            label = name.replace("_", " ")
-            box.tooltip = f"Apply {label} to the copy of the image that is segmented."
-            slider.tooltip = f"Strength of {label} (enabled when its box is ticked)."
+        self.card_line.tooltip = "Settings the chosen model's card sets; the worker applies its test-time augmentation and postprocessing."
 
     def _follow_model(self, _value=None) -> None:
         """Take the threshold and inference options from the chosen model's card (no TensorFlow)."""
@@ -103,49 +107,49 @@ class SegmentWidget(JobWidget):
             self._card = read_card(self.bundle_path())
         except (BundleError, NoTrainedModelError, OSError):
             self._card = None
-            self._card_line.value = "<small>model card: not readable yet (choose a model)</small>"
+            self.card_line.value = "<small>model card: not readable yet (choose a model)</small>"
             return
-        self._threshold.value = self._card.threshold
-        self._card_line.value = f"<small>{card_settings(self._card)}</small>"
+        self.threshold.value = self._card.threshold
+        self.card_line.value = f"<small>{card_settings(self._card)}</small>"
 
     def _pick_truth(self, _value=None) -> None:
         """Pre-select the ground truth that belongs to the chosen image, when there is one."""
-        self._truth.reset_choices()
-        match = truth_for_layer(self._image.value, [layer for layer in self._viewer.layers if isinstance(layer, napari.layers.Labels)])
+        self.truth.reset_choices()
+        match = truth_for_layer(self.image.value, [layer for layer in self._viewer.layers if isinstance(layer, napari.layers.Labels)])
         if match is not None:
-            self._truth.value = match
+            self.truth.value = match
 
     def _pick_truth_if_empty(self, _event=None) -> None:
         try:
-            if self._truth.value is None:
-                self._image.reset_choices()
+            if self.truth.value is None:
+                self.image.reset_choices()
                 self._pick_truth()
         except RuntimeError as exc:  # the dock was closed and its Qt widgets deleted: nothing to update
             if "deleted" not in str(exc):
                 raise
 
-    def threshold(self) -> float | None:
+    def threshold_to_send(self) -> float | None:
         """The threshold to send: ``None`` (the card's own, exactly) while the slider shows the card's value."""
-        value = float(self._threshold.value)
-        if self._card is not None and abs(value - self._card.threshold) < self._threshold.step / 2:
+        value = float(self.threshold.value)
+        if self._card is not None and abs(value - self._card.threshold) < self.threshold.step / 2:
             return None
         return value
 
     def _toggle_preprocess(self, on: bool) -> None:
-        self._preprocess.visible = self._preview.visible = on
+        self.preprocess.visible = self.preview_button.visible = on
 
     def _prepared(self, rgb: np.ndarray) -> np.ndarray:
-        return self._preprocess.apply(rgb) if self._use_preprocess.value else rgb
+        return self.preprocess.apply(rgb) if self.use_preprocess.value else rgb
 
     def preview(self) -> None:
         """Show the preprocessed copy of the image as a layer (the original is untouched)."""
         try:
-            rgb, _ = checked_inputs(self._image.value, None)
+            rgb, _ = checked_inputs(self.image.value, None)
             shown = self._prepared(rgb)
         except ValueError as exc:
             common.error(exc)
             return
-        layer = self._image.value
+        layer = self.image.value
         name = f"{layer.name} preprocessed"
         if name in self._viewer.layers:
             self._viewer.layers[name].data = shown
@@ -153,14 +157,14 @@ class SegmentWidget(JobWidget):
             self._viewer.add_image(shown, name=name, rgb=True, scale=tuple(layer.scale[-2:]), translate=tuple(layer.translate[-2:]))
 
     def request(self):
-        rgb, truth = checked_inputs(self._image.value, self._truth.value)  # ValueError: JobWidget.run tells the user
+        rgb, truth = checked_inputs(self.image.value, self.truth.value)  # ValueError: JobWidget.run tells the user
         rgb = self._prepared(rgb)
-        return self._image.value, {"image": rgb, "threshold": self.threshold(), "truth": truth}
+        return self.image.value, {"image": rgb, "threshold": self.threshold_to_send(), "truth": truth}
 
     def show_result(self, layer, result: dict) -> None:
         apply_result(self._viewer, layer, result, model_label(result))
-        self._status.value += f", threshold {result['threshold']:.2f}"
-        self._metrics.value = metrics_html(result["metrics"], result["confusion"]) if "metrics" in result else f"<i>{DISCLAIMER}</i>"
+        self.status.value += f", threshold {result['threshold']:.2f}"
+        self.info.value = metrics_html(result["metrics"], result["confusion"]) if "metrics" in result else f"<i>{DISCLAIMER}</i>"
 
 
 def apply_result(viewer, image_layer, result: dict, variant: str) -> None:
