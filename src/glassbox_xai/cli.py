@@ -304,6 +304,9 @@ def _finetune_args(tune: argparse.ArgumentParser) -> None:
                       help="keep batch-norm statistics fixed while fitting")
     tune.add_argument("--choose-threshold", action=argparse.BooleanOptionalAction, default=d.choose_threshold,
                       help="re-choose the probability threshold on the corrections after fitting")
+    tune.add_argument("--weight-average", type=float, default=d.weight_average, metavar="SHARE",
+                      help=f"share of the fitted weights kept, the rest the parent's: below 1 the new model forgets less of the "
+                           f"parent's data and gains less on yours (default {d.weight_average:g}; see the README's PH2 table)")
     tune.add_argument("--mix-original", type=Path, help="a folder of original image/mask pairs to mix in (against forgetting)")
     tune.add_argument("--mix-ratio", type=float, default=d.mix_ratio, help=f"original pairs per correction (default {d.mix_ratio:g})")
     tune.add_argument("--evaluate-on", type=Path, help="a held-out folder of images with masks: compare before and after")
@@ -313,14 +316,16 @@ def _finetune_args(tune: argparse.ArgumentParser) -> None:
 def cmd_finetune(args: argparse.Namespace) -> int:
     from .tf_import import import_tensorflow
 
+    from .hitl.finetune import FinetuneSettings, finetune
+
+    settings = FinetuneSettings(epochs=args.epochs, learning_rate=args.learning_rate, train_layers=args.train_layers, mix_ratio=args.mix_ratio,
+                                adapt_batchnorm=args.adapt_batchnorm, freeze_batchnorm=args.freeze_batchnorm, choose_threshold=args.choose_threshold,
+                                weight_average=args.weight_average)  # bad settings are refused before TensorFlow loads
     parent = resolve_bundle(args.variant, args.model)
     import_tensorflow()
     from .evaluation import evaluate_model
-    from .hitl.finetune import FinetuneSettings, finetune
     from .inference import Segmenter
 
-    settings = FinetuneSettings(epochs=args.epochs, learning_rate=args.learning_rate, train_layers=args.train_layers, mix_ratio=args.mix_ratio,
-                                adapt_batchnorm=args.adapt_batchnorm, freeze_batchnorm=args.freeze_batchnorm, choose_threshold=args.choose_threshold)
     out = args.output or args.set_dir / "models"
 
     def report(epoch: int, total: int, logs: dict) -> None:

@@ -243,3 +243,10 @@ def test_weight_average_outside_zero_to_one_is_refused():
 
     with pytest.raises(ValueError, match="weight_average is the fitted weights' share, in \\[0, 1\\]; got 1.5"):
         FinetuneSettings(weight_average=1.5)
+
+
+def test_finetune_refuses_a_weight_share_outside_zero_to_one(tiny_bundle, tmp_path, capsys):
+    pairs = _ph2_pairs(tmp_path / "clinic", PH2_IDS[:2])
+    assert main(["finetune", "--set", str(pairs), "--model", str(tiny_bundle), "--weight-average", "1.5"]) == 2
+    assert "weight_average is the fitted weights' share, in [0, 1]; got 1.5" in capsys.readouterr().err
+    assert not (pairs / "models").exists()  # refused before anything was written
