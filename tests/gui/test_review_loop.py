@@ -271,3 +271,22 @@ def test_every_review_control_has_a_tooltip(make_napari_viewer, tmp_path):
     widget = _review(viewer, tmp_path / "bundle", tmp_path / "set")
     missing = [w.name or w.label or type(w).__name__ for w in controls(widget) if not w.tooltip]
     assert not missing, f"controls without a tooltip: {missing}"
+
+
+def test_layer_updates_come_one_per_event_loop_turn_and_stop_when_the_user_moves_on(qtbot):
+    from qtpy.QtWidgets import QApplication
+
+    from glassbox_xai.napari.common import in_turns
+
+    done, current = [], {"image": "a"}
+    in_turns([lambda: done.append(1), lambda: done.append(2), lambda: done.append(3)], lambda: current["image"] == "a")
+    assert done == []  # nothing in the caller's turn: its own update is drawn first
+    qtbot.waitUntil(lambda: done == [1, 2, 3], timeout=2_000)
+
+    seen = []
+    in_turns([lambda: (seen.append(1), current.update(image="b")), lambda: seen.append(2)], lambda: current["image"] == "a")
+    qtbot.waitUntil(lambda: seen == [1], timeout=2_000)
+    for _ in range(20):
+        QApplication.processEvents()
+        qtbot.wait(10)
+    assert seen == [1]  # the user moved on to image b: the rest of a's steps is dropped

@@ -278,6 +278,9 @@ class ReviewWidget(JobWidget):
         labels = self._layers.get("labels")
         if labels is not None and self._alive(labels):
             labels.visible = False  # the previous image's mask must not be edited as this one's
+        truth = self._layers.get("truth")
+        if truth is not None and self._alive(truth):
+            truth.visible = False  # nor its outline drawn over this one
         self.where.value += f"<br>reading {sample.id}…"
         self._reading, self.run_button.enabled = True, False  # nothing to segment again until the image is read
         job = _load_in_thread(session, sample)
@@ -305,14 +308,22 @@ class ReviewWidget(JobWidget):
             common.error(loaded.truth_error)
         self._put_image(loaded)
         session.start_clock()
+        self.run_button.enabled = False  # until its layers are all shown (they come in turns, below)
+        outline = lambda: self._put_truth(loaded.sample.id, loaded.truth)  # noqa: E731
         if loaded.kind:
             self._predicted = loaded.predicted
             self._saved = loaded.mask if loaded.kind == "corrected" else None
             self._provenance = loaded.provenance  # recorded with the draft or correction: not the picker's model
-            self._put_labels(loaded.mask, loaded.kind)
             what = "your unsaved edits" if loaded.kind == "draft" else "the accepted correction"
-            show_info(f"GlassBox: showing {what} of {loaded.sample.id}")
-            return
+            later = [outline, lambda: (self._put_labels(loaded.mask, loaded.kind), show_info(f"GlassBox: showing {what} of {loaded.sample.id}"))]
+        else:
+            later = [self._segment_shown, outline]  # the model works on the photograph while its outline is drawn
+        later.append(lambda: setattr(self.run_button, "enabled", self._job is None and not self._reading))
+        # one step per event-loop turn: a 10 MP photograph, the start of its job (sending it to the
+        # worker), its outline and its mask, done at once, stalled the viewer for 140-200 ms
+        common.in_turns(later, lambda: self.session is session and self._shown_id == loaded.sample.id == session.current.id)
+
+    def _segment_shown(self) -> None:
         self.op = "segment"
         self.run()
 
@@ -337,7 +348,6 @@ class ReviewWidget(JobWidget):
             layer.name = image_id
             layer.visible = True
         layer.metadata["path"] = str(loaded.sample.image)
-        self._put_truth(image_id, loaded.truth)
         self._shown_id = image_id
         if resized:
             self.viewer.reset_view()
