@@ -96,7 +96,9 @@ def test_local_cluster_of_two_workers_writes_the_plain_runs_masks(listing, plain
     items = [Item(s.id, str(s.image), None, str(tmp_path / f"{s.id}_segmentation.png")) for s in samples]
     with dask_client(workers=2, processes=False) as client:
         results = [r for r in run_batch(ModelSpec(shipped), Job("predict"), items, client, chunk_size=2) if isinstance(r, dict)]
+        profiling = client.run(lambda dask_worker: "profile" in dask_worker.periodic_callbacks)
     assert len({r["worker"] for r in results}) == 2  # both workers took chunks
+    assert list(profiling.values()) == [False, False]  # the stack sampler every 10 ms cost 5% of a run on 2 cores
     assert sorted(rec["status"] for r in results for rec in r["records"]) == ["written"] * 6
     written = _masks(tmp_path)
     assert written == {name: plain_masks.joinpath(name).read_bytes() for name in written} and len(written) == 6
@@ -202,3 +204,4 @@ def test_a_separately_started_cluster_writes_the_plain_runs_masks(listing, plain
                 process.wait(30)
     written = _masks(out)
     assert len(written) == 4 and written == {name: plain_masks.joinpath(name).read_bytes() for name in written}
+

@@ -118,9 +118,15 @@ def dask_client(workers: int | None = None, scheduler: str | None = None, proces
         return
     if not workers or workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=None, silence_logs=logging.ERROR) as cluster:
-        with Client(cluster) as client:
-            yield client
+    import dask
+
+    # The workers' statistical profiler samples every thread's stack every 10 ms: on 2 cores
+    # it cost 5% of a run (600 images: 35.3 s with it, 33.8 s without). Nobody looks at a
+    # dashboard here (there is none), so the workers we start go without it.
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, dashboard_address=None, silence_logs=logging.ERROR)
+    with cluster, Client(cluster) as client:
+        yield client
 
 
 def run_on_dask(client, spec: ModelSpec, job: Job, chunks: Iterable[list[Item]], ahead: int = 2) -> Generator[dict, None, None]:
