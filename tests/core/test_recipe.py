@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -212,7 +213,18 @@ def test_lever_recipes_load_and_continue_from_a_stage(recipes):
     """Recipes of levers measured but not shipped (training/configs/levers/) stay loadable and
     continue from a stage of the shipped chain, with its model."""
     levers = sorted((CONFIGS / "levers").glob("*.yaml"))
-    assert [p.stem for p in levers] == ["long"]
+    assert [p.stem for p in levers] == ["focal", "long"]
     for path in levers:
         recipe = load_recipe(path)
         assert recipe.parent in STAGES and recipe.model == recipes["base"].model and recipe.data == recipes["base"].data
+
+
+def test_the_capacity_lever_is_the_shipped_chain_with_only_more_filters(recipes):
+    """training/configs/levers/capacity24/ repeats base -> dice1 -> artefacts -> dice step for
+    step; only the model's base filters differ (24 instead of 16), so its row measures capacity."""
+    chain = {p.stem: load_recipe(p) for p in sorted((CONFIGS / "levers" / "capacity24").glob("*.yaml"))}
+    assert sorted(chain) == ["artefacts", "base", "dice", "dice1"]
+    for name, recipe in chain.items():
+        shipped = recipes[name]
+        assert recipe.model == replace(shipped.model, base_filters=24) and shipped.model.base_filters == 16
+        assert (recipe.parent, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (shipped.parent, shipped.loss, shipped.fit, shipped.augment, shipped.data)
