@@ -83,19 +83,7 @@ def load_domain(samples: list, size: int) -> Domain:
 
 def native_dice(model, domain: Domain, index, threshold: float, tta: bool) -> np.ndarray:
     """Per-image Dice at native size of ``model`` on ``domain[index]`` (as :class:`Segmenter` predicts)."""
-    from glassbox_xai.data.resize import to_native
-    from glassbox_xai.hitl.finetune import model_logits
-
-    index = np.asarray(index)
-    logits = model_logits(model, domain.images[index].astype(np.float32) / 255.0, tta)
-    cut = float(np.log(threshold / (1.0 - threshold)))  # sigmoid(l) > t  <=>  l > logit(t)
-    out = []
-    for l, i in zip(logits, index):
-        truth = domain.truth[i]
-        pred = to_native(l, truth.shape) > cut
-        denom = pred.sum() + truth.sum()
-        out.append(2.0 * np.count_nonzero(pred & truth) / denom if denom else 1.0)
-    return np.array(out)
+    return dice_table(model, domain, index, [threshold], tta)[:, 0]
 
 
 def dice_table(model, domain: Domain, index, thresholds, tta: bool) -> np.ndarray:
@@ -204,10 +192,9 @@ class Runner:
         threshold = summary["threshold"] or self.card.threshold
         record = {"dice": native_dice(model, self.ph2, test, threshold, self.tta), "threshold": threshold, "seconds": seconds}
         if check_isic and self.isic_check is not None:
-            everything = np.arange(len(self.isic_check.samples))
-            record["isic_dice"] = native_dice(model, self.isic_check, everything, threshold, self.tta)
-            # the same model at the parent's threshold: how much of the loss is the threshold chosen for the new clinic
-            record["isic_dice_parent_threshold"] = native_dice(model, self.isic_check, everything, self.card.threshold, self.tta)
+            # also at the parent's threshold (one model pass): how much of the loss is the threshold chosen for the new clinic
+            table = dice_table(model, self.isic_check, np.arange(len(self.isic_check.samples)), [threshold, self.card.threshold], self.tta)
+            record["isic_dice"], record["isic_dice_parent_threshold"] = table[:, 0], table[:, 1]
         return record
 
 

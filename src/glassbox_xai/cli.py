@@ -314,9 +314,8 @@ def _finetune_args(tune: argparse.ArgumentParser) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from .tf_import import import_tensorflow
-
     from .hitl.finetune import FinetuneSettings, finetune
+    from .tf_import import import_tensorflow
 
     settings = FinetuneSettings(epochs=args.epochs, learning_rate=args.learning_rate, train_layers=args.train_layers, mix_ratio=args.mix_ratio,
                                 adapt_batchnorm=args.adapt_batchnorm, freeze_batchnorm=args.freeze_batchnorm, choose_threshold=args.choose_threshold,

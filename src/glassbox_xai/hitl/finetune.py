@@ -244,7 +244,7 @@ def adapt(model, corrections: Arrays, original: Arrays | None, settings: Finetun
         train = (np.concatenate([train[0], original[0][pick]]), np.concatenate([train[1], original[1][pick]]))
     summary: dict[str, Any] = {"n_corrections_trained": len(train_idx), "n_validation": int(n_val),
                                "n_original_mixed": len(train[0]) - len(train_idx)}
-    parent_weights = [np.array(w) for w in model.get_weights()] if settings.weight_average < 1.0 else None
+    parent_weights = model.get_weights() if settings.weight_average < 1.0 else None  # numpy copies
     if settings.adapt_batchnorm:
         summary["batchnorm_adapted"] = adapt_batchnorm(model, images.astype(np.float32) / 255.0)
     if settings.freeze_batchnorm:
