@@ -37,7 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    warnings.simplefilter("always")
+    warnings.simplefilter("always")  # every warning about the user's data is said, each time
+    # Deprecations are for the developers of the code that triggers them, not for the person
+    # running the command: one in Keras (numpy 2's __array__ copy keyword) printed 432 lines
+    # during a 1-epoch `glassbox finetune`.
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
     warnings.showwarning = _show_warning
     try:
         return args.func(args)

@@ -328,3 +328,18 @@ def test_bad_files_leave_no_unclosed_file_warning(real_pairs, tmp_path):
     assert "unclosed" not in run.stderr and "ResourceWarning" not in run.stderr, run.stderr
     summary = json.loads((tmp_path / "m.json").read_text())
     assert summary["n_images"] == 1 and sorted(f["path"] for f in summary["failures"]) == [str(v) for v in victims[:3]]
+
+
+def test_warnings_about_the_users_images_are_said_and_deprecations_are_not(tiny_bundle, native_images, tmp_path, capsys):
+    import warnings
+
+    from PIL import Image
+
+    gray = tmp_path / "gray.png"
+    Image.open(native_images[0]).convert("L").resize((300, 200)).save(gray)
+    with warnings.catch_warnings():
+        assert main(["predict", str(gray), "-o", str(tmp_path / "out"), "--model", str(tiny_bundle)]) == 0
+        warnings.warn("a library's deprecation", DeprecationWarning)  # as Keras's numpy-2 one, raised while a command runs
+    err = capsys.readouterr().err
+    assert "warning: " in err and "gray.png" in err  # the conversion, naming the file
+    assert "deprecation" not in err
