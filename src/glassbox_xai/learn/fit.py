@@ -147,7 +147,8 @@ def fit(
     (run_dir / "fit_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     if start_epoch:
         log.info("resuming %s after %d finished epoch(s)", run_dir, start_epoch)
-    model.fit(data, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose)
+    # shuffle=False: the dataset shuffles itself, seeded per epoch (Keras ignores the flag for datasets, but warns)
+    model.fit(data, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose, shuffle=False)
     history = read_log(run_dir / "log.csv")
     best = max(history, key=lambda row: row.get("val_dice", -1.0)) if history else {}
     if (run_dir / BEST_FILE).is_file():
