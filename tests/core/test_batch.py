@@ -87,6 +87,30 @@ def test_two_images_with_one_id_are_refused(tmp_path):
         collect([tmp_path / "a", tmp_path / "b"])
 
 
+@pytest.mark.parametrize("count", [0, 1, 3, 5, 30, 200, 203, 1000])
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_tapered_chunks_keep_the_order_and_shrink_to_one_batch_per_worker(count, workers):
+    from glassbox_xai.batch.runner import tapered
+
+    items = list(range(count))
+    chunks = tapered(items, 16, workers, unit=4)
+    assert [i for c in chunks for i in c] == items  # every item once, in order
+    sizes = [len(c) for c in chunks]
+    assert all(0 < n <= 16 + 3 for n in sizes)  # only the first takes what does not divide by the batch
+    assert all(n % 4 == 0 for n in sizes[1:])  # whole batches: no second tracing of the model
+    if count >= 16 * workers * 4:
+        assert sizes[-workers:] == [4] * workers  # each worker's last chunk is one batch
+        assert sizes[-3 * workers:] == sorted(sizes[-3 * workers:], reverse=True)  # shrinking towards the end
+        assert sizes.count(16) >= len(sizes) - 4 * workers  # full chunks until the end
+
+
+def test_tapered_chunks_refuse_a_size_below_one():
+    from glassbox_xai.batch.runner import tapered
+
+    with pytest.raises(ValueError, match="chunk size must be at least 1, got 0"):
+        tapered([1, 2], 0, 2)
+
+
 def test_local_cluster_of_two_workers_writes_the_plain_runs_masks(listing, plain_masks, shipped, tmp_path):
     from glassbox_xai.batch.dask_runner import dask_client
     from glassbox_xai.batch.jobs import Item, Job, ModelSpec

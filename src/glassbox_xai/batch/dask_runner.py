@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from contextlib import contextmanager
 from typing import Generator, Iterable, Iterator
 from urllib.parse import urlparse
@@ -130,8 +131,14 @@ def dask_client(workers: int | None = None, scheduler: str | None = None, proces
 
 
 def run_on_dask(client, spec: ModelSpec, job: Job, chunks: Iterable[list[Item]], ahead: int = 2) -> Generator[dict, None, None]:
-    """Submit chunks (``ahead`` per worker in flight) and yield each finished chunk's
-    ``{"records", "seconds", "worker"}``; a chunk whose task failed yields failed records."""
+    """Submit chunks and yield each finished chunk's ``{"records", "seconds", "worker"}``;
+    a chunk whose task failed yields failed records.
+
+    Full-size chunks are submitted ``ahead`` per worker, so no worker waits for the
+    client; a chunk smaller than the first one (the tapered end of :func:`tapered`) is
+    submitted only when a worker is free, so the scheduler gives it to that worker
+    rather than queue it behind a busy one.
+    """
     from distributed import as_completed
 
     client.wait_for_workers(1)
@@ -139,14 +146,21 @@ def run_on_dask(client, spec: ModelSpec, job: Job, chunks: Iterable[list[Item]],
     for address in sorted(client.scheduler_info()["workers"]):
         hosts.setdefault(urlparse(address).hostname or "", []).append(address)
     client.register_plugin(ModelPlugin(spec, hosts), name=PLUGIN)
-    pending = iter(chunks)
-    window = max(2, ahead * sum(map(len, hosts.values())))
+    workers = sum(map(len, hosts.values()))
+    pending = deque(chunks)
+    full = max((len(c) for c in pending), default=0)
     submitted: dict = {}
     queue = as_completed()
-    for chunk in _take(pending, window):
-        submitted[_submit(client, queue, job, chunk)] = chunk
+
+    def fill() -> None:
+        while pending and len(submitted) < (max(2, ahead * workers) if len(pending[0]) >= full else workers):
+            chunk = pending.popleft()
+            submitted[_submit(client, queue, job, chunk)] = chunk
+
+    fill()
     for future in queue:
         chunk = submitted.pop(future)
+        fill()
         try:
             yield future.result()
         except Exception as exc:  # a worker died or the task raised: the run goes on
@@ -154,20 +168,9 @@ def run_on_dask(client, spec: ModelSpec, job: Job, chunks: Iterable[list[Item]],
             yield {"records": [{"id": i.id, "image": i.image, "status": "failed", "message": message} for i in chunk],
                    "seconds": 0.0, "worker": ""}
         future.release()
-        for nxt in _take(pending, 1):
-            submitted[_submit(client, queue, job, nxt)] = nxt
 
 
 def _submit(client, queue, job: Job, chunk: list[Item]):
     future = client.submit(_on_worker, job, chunk, pure=False)
     queue.add(future)
     return future
-
-
-def _take(iterator: Iterator, n: int) -> list:
-    taken = []
-    for item in iterator:
-        taken.append(item)
-        if len(taken) == n:
-            break
-    return taken
