@@ -15,12 +15,14 @@ from glassbox_xai.learn.losses import (
     describe_loss,
     dice_loss,
     focal_tversky_loss,
+    lovasz_hinge_loss,
     make_loss,
     tversky_loss,
     weighted_sum,
 )
 
-LOSS_NAMES = ["bce", "bce_dice", "bce_tversky", "dice", "focal_tversky", "hybrid", "tversky"]
+LOSS_NAMES = ["bce", "bce_dice", "bce_lovasz", "bce_tversky", "dice", "dice_lovasz", "focal_tversky", "hybrid", "lovasz", "tversky"]
+LOVASZ_NAMES = ["bce_lovasz", "dice_lovasz", "lovasz"]
 BIG = 20.0  # sigmoid(20) = 1 - 2.1e-9: a confident logit
 
 
@@ -62,6 +64,7 @@ HALF_CASES = [
     ("focal 0.3/0.7/0.75", focal_tversky_loss(0.3, 0.7, 0.75), (1 - 3 / 6.2) ** 0.75),
     ("focal 0.3/0.7/2", focal_tversky_loss(0.3, 0.7, 2.0), (1 - 3 / 6.2) ** 2),
     ("bce", bce_loss, math.log(2.0)),
+    ("lovasz", lovasz_hinge_loss, 1.0),  # every hinge error is 1, and the Lovasz weights sum to the final Jaccard loss, 1
 ]
 
 
@@ -76,6 +79,7 @@ REGION_LOSSES = [
     ("tversky_recall", tversky_loss(0.25, 0.75)),
     ("tversky_half", tversky_loss(0.5, 0.5)),
     ("focal_tversky", focal_tversky_loss(0.3, 0.7, 0.75)),
+    ("lovasz", lovasz_hinge_loss),
 ]
 
 
@@ -214,6 +218,9 @@ def test_composites_are_weighted_sums(rng, name):
         "focal_tversky": [(1.0, focal_tversky_loss(0.3, 0.7, 0.75))],
         "hybrid": [(0.5, dice_loss), (0.5, tversky_loss(0.3, 0.7))],
         "bce_tversky": [(1.0, bce_loss), (1.0, tversky_loss(0.3, 0.7))],
+        "lovasz": [(1.0, lovasz_hinge_loss)],
+        "bce_lovasz": [(1.0, bce_loss), (1.0, lovasz_hinge_loss)],
+        "dice_lovasz": [(1.0, dice_loss), (1.0, lovasz_hinge_loss)],
     }[name]
     expected = sum(w * value(fn, y, logits) for w, fn in parts)
     assert value(make_loss(name), y, logits) == pytest.approx(expected, abs=1e-6)
@@ -298,21 +305,71 @@ def test_gradients_are_finite(name, mask_kind, logits_kind):
     assert np.all(np.isfinite(grad))
 
 
-@pytest.mark.parametrize("name", LOSS_NAMES)
+@pytest.mark.parametrize("name", sorted(set(LOSS_NAMES) - set(LOVASZ_NAMES)))
 def test_gradient_points_towards_the_mask(name):
-    """At p = 0.5, descending the loss raises lesion logits and lowers background logits."""
+    """At p = 0.5, descending the loss raises lesion logits and lowers background logits.
+
+    (The Lovasz hinge is tested below: at tied logits it weighs the background pixels
+    sorted after the last lesion pixel by zero.)"""
     y = MASKS["lesion"]
     _, grad = gradient(make_loss(name), y, LOGITS["zero"])
     assert np.all(grad[y > 0] < 0)
     assert np.all(grad[y == 0] > 0)
 
 
+# ---------------------------------------------------------------- Lovasz hinge
+
+
+def lovasz_reference(y_true, logits) -> float:
+    """The Lovasz hinge of Berman et al., written out per image with a Python loop."""
+    losses = []
+    for y, z in zip(np.asarray(y_true, np.float64), np.asarray(logits, np.float64)):
+        y, z = y.ravel(), z.ravel()
+        errors = 1.0 - z * (2 * y - 1)
+        order = np.argsort(-errors, kind="stable")
+        lesion = y.sum()
+        jaccards, inside, outside = [], 0.0, 0.0
+        for i in order:  # the Jaccard loss of the mask made of the first k pixels' mistakes
+            inside += y[i]
+            outside += 1 - y[i]
+            jaccards.append(1 - (lesion - inside) / (lesion + outside))
+        weights = np.diff(np.concatenate([[0.0], jaccards]))
+        losses.append(float(np.sum(np.maximum(errors[order], 0) * weights)))
+    return float(np.mean(losses))
+
+
+@pytest.mark.parametrize("mask_kind", sorted(MASKS))
+def test_lovasz_matches_reference(mask_kind):
+    y = MASKS[mask_kind]
+    logits = LOGITS["normal"]
+    assert value(lovasz_hinge_loss, y, logits) == pytest.approx(lovasz_reference(y, logits), rel=1e-5)
+
+
+def test_lovasz_of_one_wrong_pixel_is_its_jaccard_loss():
+    """One background pixel predicted as lesion with margin 1 (hinge error 2) beside a
+    4-pixel lesion found with margin: IoU 4/5, so the loss is 2 * (1 - 4/5)."""
+    mask = square_mask(4, 2)
+    logits = confident(mask) / BIG * 3.0  # margin 3 everywhere: hinge errors -2
+    logits[0, 3, 3, 0] = 1.0  # wrong: hinge error 1 - (1 * -1) = 2
+    assert value(lovasz_hinge_loss, mask, logits) == pytest.approx(2 * (1 - 4 / 5), abs=1e-6)
+
+
+def test_lovasz_gradient_descends_towards_the_mask():
+    y = MASKS["lesion"]
+    logits = LOGITS["normal"]
+    loss, grad = gradient(lovasz_hinge_loss, y, logits)
+    assert np.all(grad[y > 0] <= 0) and np.all(grad[y == 0] >= 0)
+    assert np.count_nonzero(grad) > y.size // 2
+    stepped, _ = gradient(lovasz_hinge_loss, y, logits - 0.05 * grad / np.abs(grad).max())
+    assert stepped < loss
+
+
 # ------------------------------------------------------------ specs and errors
 
 
 def test_unknown_loss_lists_every_name():
-    with pytest.raises(ValueError, match="unknown loss 'lovasz'") as info:
-        make_loss("lovasz")
+    with pytest.raises(ValueError, match="unknown loss 'boundary'") as info:
+        make_loss("boundary")
     assert str(LOSS_NAMES) in str(info.value)  # this file covers every loss make_loss knows
 
 
@@ -389,6 +446,8 @@ def test_make_loss_does_not_change_its_spec():
         ("bce_dice", "bce_dice"),
         ("hybrid", "hybrid"),
         ("bce_tversky", "bce_tversky"),
+        ("lovasz", "lovasz_hinge_loss"),
+        ("bce_lovasz", "bce_lovasz"),
         ({"name": "tversky", "alpha": 0.1, "beta": 0.9}, "tversky_a0.1_b0.9"),
         ({"name": "focal_tversky", "alpha": 0.4, "beta": 0.6, "gamma": 1.5}, "focal_tversky_a0.4_b0.6_g1.5"),
     ],

@@ -128,7 +128,7 @@ BAD = [
     ("missing_data_val", lambda raw: raw["data"].pop("val"), "data needs 'val'"),
     ("unknown_top_key", _set("epochs", value=3), "unknown keys ['epochs']"),
     ("unknown_variant", _set("variant", value="fancy"), "variant must be one of"),
-    ("unknown_loss", _set("loss", value={"name": "lovasz"}), "unknown loss 'lovasz'"),
+    ("unknown_loss", _set("loss", value={"name": "boundary"}), "unknown loss 'boundary'"),
     ("unknown_loss_string", _set("loss", value="focal"), "unknown loss 'focal'"),
     ("bad_loss_parameter", _set("loss", value={"name": "dice", "alpha": 0.3}), "loss 'dice' does not take ['alpha']"),
     ("bad_tversky_weight", _set("loss", value={"name": "tversky", "alpha": 1.5}), "alpha and beta must be in [0, 1]"),
@@ -211,12 +211,13 @@ def test_recipe_error_is_a_value_error():
 
 def test_lever_recipes_load_and_continue_from_a_stage(recipes):
     """Recipes of levers measured but not shipped (training/configs/levers/) stay loadable and
-    continue from a stage of the shipped chain, with its model."""
+    continue from a run of the shipped chain (an intermediate stage or the shipped dice
+    model), with its model."""
     levers = sorted((CONFIGS / "levers").glob("*.yaml"))
-    assert [p.stem for p in levers] == ["focal", "long"]
+    assert [p.stem for p in levers] == ["dice_lovasz", "focal", "long", "lovasz"]
     for path in levers:
         recipe = load_recipe(path)
-        assert recipe.parent in STAGES and recipe.model == recipes["base"].model and recipe.data == recipes["base"].data
+        assert recipe.parent in STAGES + ["dice"] and recipe.model == recipes["base"].model and recipe.data == recipes["base"].data
 
 
 def test_the_capacity_lever_is_the_shipped_chain_with_only_more_filters(recipes):

@@ -1,4 +1,4 @@
-"""Segmentation losses on logits: Dice, Tversky, focal Tversky, BCE and their sums.
+"""Segmentation losses on logits: Dice, Tversky, focal Tversky, BCE, Lovász hinge and their sums.
 
 Every loss takes ``(y_true, logits)`` with ``y_true`` in {0, 1} and shape
 (N, H, W, 1), applies the sigmoid itself, and averages a per-image value over
@@ -66,6 +66,31 @@ def bce_loss(y_true, logits):
     return ops.mean(ops.binary_crossentropy(y_true, ops.cast(logits, "float32"), from_logits=True))
 
 
+def lovasz_hinge_loss(y_true, logits):
+    """Lovász hinge per image (Berman et al., CVPR 2018), averaged over the batch.
+
+    A convex surrogate of 1 - IoU of the mask thresholded at logit 0: the hinge
+    errors ``1 - logit * sign`` are sorted, and each is weighted by how much the
+    Jaccard loss grows when that pixel is wrong as well (the Lovász extension's
+    gradient). An image without lesion is scored by its largest error, as in the
+    reference implementation.
+    """
+    pixels = 1
+    for dim in logits.shape[1:]:
+        pixels *= int(dim)
+    y = ops.reshape(ops.cast(y_true, "float32"), (-1, pixels))
+    z = ops.reshape(ops.cast(logits, "float32"), (-1, pixels))
+    errors = 1.0 - z * (2.0 * y - 1.0)
+    errors_sorted, order = ops.top_k(errors, k=pixels, sorted=True)
+    truth_sorted = ops.take_along_axis(y, order, axis=1)
+    lesion = ops.sum(truth_sorted, axis=1, keepdims=True)
+    intersection = lesion - ops.cumsum(truth_sorted, axis=1)
+    union = lesion + ops.cumsum(1.0 - truth_sorted, axis=1)
+    jaccard = 1.0 - intersection / union
+    weights = ops.stop_gradient(ops.concatenate([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], axis=1))
+    return ops.mean(ops.sum(ops.relu(errors_sorted) * weights, axis=1))
+
+
 def weighted_sum(parts: list[tuple[float, LossFn]], name: str) -> LossFn:
     """A loss that adds weighted losses, e.g. BCE + Dice."""
 
@@ -81,7 +106,7 @@ def make_loss(spec: dict[str, Any] | str) -> LossFn:
 
     Names: ``dice``, ``bce``, ``bce_dice``, ``tversky`` (alpha, beta),
     ``focal_tversky`` (alpha, beta, gamma), ``hybrid`` (Dice + Tversky; alpha, beta),
-    ``bce_tversky`` (alpha, beta).
+    ``bce_tversky`` (alpha, beta), ``lovasz`` (Lovász hinge), ``bce_lovasz``, ``dice_lovasz``.
     """
     spec = {"name": spec} if isinstance(spec, str) else dict(spec)
     name = spec.pop("name", None)
@@ -93,6 +118,9 @@ def make_loss(spec: dict[str, Any] | str) -> LossFn:
         "focal_tversky": lambda alpha=0.3, beta=0.7, gamma=0.75: focal_tversky_loss(alpha, beta, gamma),
         "hybrid": lambda alpha=0.3, beta=0.7: weighted_sum([(0.5, dice_loss), (0.5, tversky_loss(alpha, beta))], "hybrid"),
         "bce_tversky": lambda alpha=0.3, beta=0.7: weighted_sum([(1.0, bce_loss), (1.0, tversky_loss(alpha, beta))], "bce_tversky"),
+        "lovasz": lambda: lovasz_hinge_loss,
+        "bce_lovasz": lambda: weighted_sum([(1.0, bce_loss), (1.0, lovasz_hinge_loss)], "bce_lovasz"),
+        "dice_lovasz": lambda: weighted_sum([(1.0, dice_loss), (1.0, lovasz_hinge_loss)], "dice_lovasz"),
     }
     if name not in builders:
         raise ValueError(f"unknown loss {name!r}; expected one of {sorted(builders)}")
