@@ -101,8 +101,8 @@ def test_finetune_on_a_plain_folder_of_pairs_writes_the_bundle_where_asked(tiny_
     assert card.training_data["n_images"] == 4 and card.training_data["source"] == str(pairs.resolve())
     assert len(card.training_data["sha256"]) == 64
     settings = card.training_data["finetune_settings"]
-    assert settings["epochs"] == 1 and settings["choose_threshold"] is True
-    assert 0.0 < card.threshold < 1.0 and f"threshold {card.threshold:.2f}" in printed
+    assert settings["epochs"] == 1 and settings["choose_threshold"] is False  # measured on PH2: the parent's threshold does as well
+    assert card.threshold == parent.card.threshold and "the parent's threshold" in printed
     assert "registered as version adapted" in printed
     assert all(layer.trainable for layer in child.model.layers)  # frozen only while fitting
     # the set's hash is its content: the same pairs hash the same, a changed mask does not
@@ -112,6 +112,18 @@ def test_finetune_on_a_plain_folder_of_pairs_writes_the_bundle_where_asked(tiny_
     mask = pairs / f"{PH2_IDS[0]}_segmentation.png"
     Image.fromarray(~np.asarray(Image.open(mask))).save(mask)
     assert training_samples(pairs)[1] != card.training_data["sha256"]
+
+
+def test_finetune_re_chooses_the_threshold_when_asked(tiny_bundle, tmp_path, capsys):
+    pairs = _ph2_pairs(tmp_path / "clinic", PH2_IDS[:4])
+    out = tmp_path / "adapted"
+    code = main(["finetune", "--set", str(pairs), "--model", str(tiny_bundle), "--epochs", "1", "--out", str(out), "--choose-threshold"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    card = load_bundle(out).card
+    assert card.training_data["finetune_settings"]["choose_threshold"] is True
+    assert f"threshold {card.threshold:.2f} (re-chosen on the corrections)" in printed
+    assert card.validation_metrics["dice_model_resolution_on_corrections_at_threshold"] is not None
 
 
 def _bad_mask(folder, kind):
