@@ -8,7 +8,9 @@ Adaptation is a few cheap steps, each one a setting of :class:`FinetuneSettings`
    statistics on the corrected photographs (no labels used);
 2. fine-tune the decoder (or every layer) on the corrections, mixed with as many
    original pairs against forgetting, the batch-norm statistics of step 1 kept;
-3. re-choose the probability threshold that maximises mean Dice on the corrections.
+3. optionally, re-choose the probability threshold that maximises mean Dice on the
+   corrections (off by default: measured on PH2, the parent's threshold does as well
+   there and forgets less on the parent's data).
 
 The result is a new bundle whose card records its parent's weights hash, the
 training set's hash and the settings, registered as a model version here (the
