@@ -322,7 +322,7 @@ def plot(results: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("parent's mean Dice + mean paired change")
     ax.set_title(f"Correction loop on a new clinic (PH2): Dice on 50 held-out images per split", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, handlelength=4)  # long enough handles to tell the dashed order from the solid one
     fig.text(0.5, 0.01, f"{DISCLAIMER} Bands: paired 95% interval over splits (uncertainty order).", ha="center", fontsize=7, color="0.4")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     return save_figure(fig, path)
