@@ -20,7 +20,7 @@ from .batch.options import add_batch_args
 from .batch.options import requested as batch_requested
 from .data.layout import NoImagesError, discover, mask_name
 from .figures import DISCLAIMER
-from .model.card import BundleError
+from .model.card import BundleError, read_card
 from .model.registry import VARIANT_NAMES, NoTrainedModelError, installed_bundles, resolve_bundle
 
 GALLERY_METHODS = ("gradcam", "hirescam", "gradcam++", "scorecam", "saliency", "ig")  # xai.gallery's, without importing TensorFlow
@@ -337,7 +337,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             print(f"epoch {epoch}/{total}: loss {logs.get('loss', float('nan')):.4f}, Dice on corrections {logs.get('val_dice', float('nan')):.4f}")
 
     bundle, summary = finetune(parent, args.set_dir, out, settings, original=args.mix_original, report=report, bundle_dir=args.bundle_out)
-    threshold = f"threshold {summary['threshold']:.2f} (re-chosen on the corrections)" if summary["threshold"] is not None else "the parent's threshold"
+    threshold = (f"threshold {summary['threshold']:.2f} (re-chosen on the corrections)" if summary["threshold"] is not None
+                 else f"the parent's threshold {read_card(bundle).threshold:.2f}")
     print(f"new model bundle: {bundle} (parent {parent}; {summary['n_corrections_trained']} corrections, {summary['n_original_mixed']} original pairs; {threshold})")
     if args.evaluate_on:
         samples = discover(args.evaluate_on, require_masks=True)

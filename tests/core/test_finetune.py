@@ -102,7 +102,7 @@ def test_finetune_on_a_plain_folder_of_pairs_writes_the_bundle_where_asked(tiny_
     assert len(card.training_data["sha256"]) == 64
     settings = card.training_data["finetune_settings"]
     assert settings["epochs"] == 1 and settings["choose_threshold"] is False  # measured on PH2: the parent's threshold does as well
-    assert card.threshold == parent.card.threshold and "the parent's threshold" in printed
+    assert card.threshold == parent.card.threshold and f"the parent's threshold {parent.card.threshold:.2f}" in printed
     assert "registered as version adapted" in printed
     assert all(layer.trainable for layer in child.model.layers)  # frozen only while fitting
     # the set's hash is its content: the same pairs hash the same, a changed mask does not
