@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,16 @@ def split_samples(recipe: Recipe, split: str, limit: int | None = None) -> list[
     return [by_id[i] for i in ids[:limit]]
 
 
+def grow_context(parent: keras.Model, config) -> keras.Model:
+    """A model of ``config`` (the parent's with a context block) holding every parent layer's
+    weights by name; the new block is zero-initialised, so it computes the parent's function."""
+    model = build_attention_unet(config)
+    for layer in parent.layers:
+        if layer.weights:
+            model.get_layer(layer.name).set_weights(layer.get_weights())
+    return model
+
+
 def train_recipe(recipe: Recipe, runs: Path, limit: int | None = None, strategy=None) -> dict[str, Any]:
     """Fit the recipe's model (resuming when possible) and save it as ``runs/<name>/bundle``.
 
@@ -51,9 +62,13 @@ def train_recipe(recipe: Recipe, runs: Path, limit: int | None = None, strategy=
         parent_card = None
         if recipe.parent:
             parent = load_bundle(runs / recipe.parent / "bundle")
-            if parent.config != recipe.model:
+            parent_card = parent.card
+            if parent.config == recipe.model:
+                model = parent.model
+            elif replace(parent.config, context=recipe.model.context) == recipe.model and parent.config.context == "none":
+                model = grow_context(parent.model, recipe.model)  # a block added to the parent: its weights start at zero
+            else:
                 raise ValueError(f"recipe {recipe.source}: model config differs from parent {recipe.parent}'s {parent.config}")
-            model, parent_card = parent.model, parent.card
         else:
             model = build_attention_unet(recipe.model)
         summary = fit(model, make_loss(recipe.loss), train_arrays, val_arrays, recipe.fit, recipe.augment, run_dir)

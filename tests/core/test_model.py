@@ -27,6 +27,7 @@ from glassbox_xai.model.config import ConfigError, ModelConfig
         ({"normalization": "layer"}, "normalization must be one of"),
         ({"in_channels": 4}, "in_channels must be 3"),
         ({"input_size": 64.0}, "input_size must be an integer"),
+        ({"context": "aspp"}, "context must be one of ('none', 'pool')"),
     ],
 )
 def test_config_refuses_bad_values_by_name(kwargs, fragment):
@@ -45,6 +46,34 @@ def test_config_json_round_trip_and_unknown_keys(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(ConfigError, match="broken.json is not valid JSON"):
         ModelConfig.load(tmp_path / "broken.json")
+
+
+def test_context_is_written_only_when_used(tmp_path):
+    """Bundles without the context block keep the config.json they always had (and older
+    GlassBox versions, which refuse unknown keys, still read them)."""
+    plain = ModelConfig(input_size=64)
+    assert "context" not in plain.to_dict()
+    pooled = ModelConfig(input_size=64, context="pool")
+    pooled.save(tmp_path / "config.json")
+    assert json.loads((tmp_path / "config.json").read_text())["context"] == "pool"
+    assert ModelConfig.load(tmp_path / "config.json") == pooled
+
+
+def test_context_block_starts_as_the_model_without_it():
+    """Warm-starting a model with the global-context block from one without it (training.run's
+    grow_context) computes the same logits until the block learns."""
+    from training.run import grow_context
+
+    plain = build_attention_unet(ModelConfig(input_size=32, base_filters=4, depth=2))
+    for layer in plain.layers:  # not the initial weights: make the copy matter
+        layer.set_weights([np.random.default_rng(2).normal(0, 0.3, w.shape).astype(w.dtype) for w in layer.get_weights()])
+    grown = grow_context(plain, ModelConfig(input_size=32, base_filters=4, depth=2, context="pool"))
+    added = [layer.name for layer in grown.layers if "_context_" in layer.name]
+    assert added == [f"encoder2_context_{part}" for part in ("pool", "reduce", "expand", "tile", "add")]
+    assert all(layer_stage(name) == "encoder" for name in added)
+    x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(grown(x)), np.asarray(plain(x)), atol=1e-6)
+    assert grown.count_params() > plain.count_params()
 
 
 @pytest.mark.parametrize("normalization", ["batch", "group", "none"])

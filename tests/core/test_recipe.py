@@ -220,6 +220,18 @@ def test_lever_recipes_load_and_continue_from_a_stage(recipes):
         assert recipe.parent in STAGES + ["dice"] and recipe.model == recipes["base"].model and recipe.data == recipes["base"].data
 
 
+def test_the_context_lever_and_its_control_repeat_artefacts_and_dice(recipes):
+    """training/configs/levers/context/: the artefacts and dice stages again from the shipped dice
+    model, with the global-context block (context_*) or without it (control_*); nothing else differs."""
+    chain = {p.stem: load_recipe(p) for p in sorted((CONFIGS / "levers" / "context").glob("*.yaml"))}
+    assert sorted(chain) == ["context_artefacts", "context_dice", "control_artefacts", "control_dice"]
+    for arm, context in (("context", "pool"), ("control", "none")):
+        for stage, parent in (("artefacts", "dice"), ("dice", f"{arm}_artefacts")):
+            recipe, shipped = chain[f"{arm}_{stage}"], recipes[stage]
+            assert recipe.parent == parent and recipe.model == replace(shipped.model, context=context)
+            assert (recipe.variant, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (shipped.variant, shipped.loss, shipped.fit, shipped.augment, shipped.data)
+
+
 def test_the_capacity_lever_is_the_shipped_chain_with_only_more_filters(recipes):
     """training/configs/levers/capacity24/ repeats base -> dice1 -> artefacts -> dice step for
     step; only the model's base filters differ (24 instead of 16), so its row measures capacity."""

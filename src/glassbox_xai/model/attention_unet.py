@@ -11,7 +11,8 @@ Layer names follow the stage, so tools can list and group them::
     decoder{i}_up / _concat / _conv{j} / _norm{j} / _relu{j} / _dropout
     output_logits
 
-``encoder{depth}`` is the bottleneck. ``attention{i}_coefficients`` is the gate's
+``encoder{depth}`` is the bottleneck; with ``context="pool"`` it ends in
+``encoder{depth}_context_pool / _reduce / _expand / _tile / _add``. ``attention{i}_coefficients`` is the gate's
 coefficient map at the resolution of skip connection ``i``.
 """
 
@@ -42,6 +43,8 @@ def build_attention_unet(config: ModelConfig) -> keras.Model:
         skips.append(x)
         x = layers.MaxPooling2D(2, name=f"encoder{level}_pool")(x)
     x = _conv_block(x, _filters(config, config.depth), f"encoder{config.depth}", config, dropout=True)
+    if config.context == "pool":
+        x = _global_context(x, f"encoder{config.depth}", size // 2**config.depth)
     for level in reversed(range(config.depth)):
         gated = _attention_gate(skips[level], x, level, config)
         up = layers.Conv2DTranspose(
@@ -116,6 +119,17 @@ def _conv_block(x, filters: int, prefix: str, config: ModelConfig, dropout: bool
     if dropout and config.dropout > 0:
         x = layers.SpatialDropout2D(config.dropout, name=f"{prefix}_dropout")(x)
     return x
+
+
+def _global_context(x, prefix: str, side: int):
+    """The feature map plus a squeezed projection of its mean over the whole image
+    (zero at initialisation: the last projection's weights and bias start at 0)."""
+    channels = x.shape[-1]
+    g = layers.GlobalAveragePooling2D(keepdims=True, name=f"{prefix}_context_pool")(x)
+    g = layers.Conv2D(max(channels // 4, 1), 1, activation="relu", name=f"{prefix}_context_reduce")(g)
+    g = layers.Conv2D(channels, 1, kernel_initializer="zeros", bias_initializer="zeros", name=f"{prefix}_context_expand")(g)
+    g = layers.UpSampling2D(side, name=f"{prefix}_context_tile")(g)
+    return layers.Add(name=f"{prefix}_context_add")([x, g])
 
 
 def _attention_gate(skip, gating, level: int, config: ModelConfig):

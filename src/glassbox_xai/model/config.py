@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 NORMALIZATIONS = ("batch", "group", "none")
+CONTEXTS = ("none", "pool")
 
 
 class ConfigError(ValueError):
@@ -34,6 +35,12 @@ class ModelConfig:
             (0 disables it; kept > 0 so Monte Carlo dropout is possible).
         normalization: ``"batch"``, ``"group"`` (8 groups or fewer) or ``"none"``.
         in_channels: image channels; the model always takes RGB in [0, 1].
+        context: ``"none"``, or ``"pool"``: a global-context block after the
+            bottleneck (the bottleneck's mean over the whole image, squeezed and
+            added back at every position; zero-initialised, so a model warm-started
+            from one without it computes the same function at first). Written to
+            ``config.json`` only when not ``"none"``, so other bundles' files are
+            as before.
     """
 
     input_size: int = 192
@@ -42,6 +49,7 @@ class ModelConfig:
     dropout: float = 0.1
     normalization: str = "batch"
     in_channels: int = 3
+    context: str = "none"
 
     def __post_init__(self) -> None:
         _check_int("input_size", self.input_size, 32, 1024)
@@ -55,14 +63,19 @@ class ModelConfig:
             raise ConfigError(
                 f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}"
             )
+        if self.context not in CONTEXTS:
+            raise ConfigError(f"context must be one of {CONTEXTS}, got {self.context!r}")
         if self.input_size % (2**self.depth):
             raise ConfigError(
                 f"input_size {self.input_size} must be divisible by 2**depth = {2**self.depth}"
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as a JSON-ready dict."""
-        return asdict(self)
+        """The config as a JSON-ready dict (``context`` only when it is not ``"none"``)."""
+        data = asdict(self)
+        if data["context"] == "none":
+            del data["context"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
