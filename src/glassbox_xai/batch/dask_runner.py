@@ -130,14 +130,16 @@ def dask_client(workers: int | None = None, scheduler: str | None = None, proces
         yield client
 
 
-def run_on_dask(client, spec: ModelSpec, job: Job, chunks: Iterable[list[Item]], ahead: int = 2) -> Generator[dict, None, None]:
+def run_on_dask(client, spec: ModelSpec, job: Job, chunks: Iterable[list[Item]], ahead: int = 2,
+                full: int | None = None) -> Generator[dict, None, None]:
     """Submit chunks and yield each finished chunk's ``{"records", "seconds", "worker"}``;
     a chunk whose task failed yields failed records.
 
-    Full-size chunks are submitted ``ahead`` per worker, so no worker waits for the
-    client; a chunk smaller than the first one (the tapered end of :func:`tapered`) is
-    submitted only when a worker is free, so the scheduler gives it to that worker
-    rather than queue it behind a busy one.
+    Chunks of at least ``full`` images (default: the largest chunk) are submitted
+    ``ahead`` per worker, so no worker waits for the client; a smaller chunk (the
+    tapered end of :func:`~glassbox_xai.batch.runner.tapered`) is submitted only when a
+    worker is free, so the scheduler gives it to that worker rather than queue it
+    behind a busy one.
     """
     from distributed import as_completed
 
@@ -148,7 +150,7 @@ def run_on_dask(client, spec: ModelSpec, job: Job, chunks: Iterable[list[Item]],
     client.register_plugin(ModelPlugin(spec, hosts), name=PLUGIN)
     workers = sum(map(len, hosts.values()))
     pending = deque(chunks)
-    full = max((len(c) for c in pending), default=0)
+    full = full or max((len(c) for c in pending), default=0)
     submitted: dict = {}
     queue = as_completed()
 

@@ -66,7 +66,7 @@ def run_batch(spec: ModelSpec, job: Job, items: list[Item], client=None, chunk_s
         from .dask_runner import run_on_dask
 
         workers = len(client.scheduler_info()["workers"])
-        results = run_on_dask(client, spec, job, tapered(items, chunk_size, workers, unit=spec.batch_size))
+        results = run_on_dask(client, spec, job, tapered(items, chunk_size, workers, unit=spec.batch_size), full=chunk_size)
     else:
         results = _in_process(spec, job, chunked(items, chunk_size))
     done = 0
