@@ -41,6 +41,21 @@ def conv_gflops(model) -> float:
     return total / 1e9
 
 
+def best_threshold(per_image_at, thresholds=THRESHOLDS) -> tuple[float, dict]:
+    """The threshold of ``thresholds`` with the highest macro Dice, and its macro summary plus
+    ``below_0.7`` (images below Dice 0.7); ``per_image_at(t)`` gives the per-image scores at ``t``."""
+    from glassbox_xai.metrics import macro_average
+
+    best = None
+    for threshold in thresholds:
+        per_image = per_image_at(float(threshold))
+        summary = macro_average(per_image)
+        summary["below_0.7"] = int(sum(s["dice"] < 0.7 for s in per_image))
+        if best is None or summary["dice"] > best[1]["dice"]:
+            best = (float(threshold), summary)
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.levers", description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True, help="bundle folder")
@@ -58,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     from glassbox_xai.data.layout import discover
     from glassbox_xai.data.resize import to_model_input, to_native
     from glassbox_xai.inference import Segmenter, sigmoid
-    from glassbox_xai.metrics import Confusion, macro_average, scores
+    from glassbox_xai.metrics import Confusion, scores
     from glassbox_xai.model.bundle import load_bundle
     from glassbox_xai.refine import guided_refine
 
@@ -98,13 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for mode in MODES:
         for refine in (False, True):
-            best = None
-            for threshold in THRESHOLDS:
-                per_image = [scores(c) for c in confusions[(mode, refine, float(threshold))]]
-                summary = macro_average(per_image)
-                summary["below_0.7"] = int(sum(s["dice"] < 0.7 for s in per_image))
-                if best is None or summary["dice"] > best[1]["dice"]:
-                    best = (float(threshold), summary)
+            best = best_threshold(lambda t: [scores(c) for c in confusions[(mode, refine, t)]])
             views = {False: 1, "flips": 4, "d4": 8}[mode]
             rows.append({"model": name, "tta": mode or "none", "refine": refine, "threshold": best[0],
                          "gflop": gflop * views, "ms_per_image": 1000 * seconds[(mode, refine)] / len(samples), **best[1]})

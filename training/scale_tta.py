@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from training.levers import best_threshold
+
 THRESHOLDS = tuple(np.round(np.arange(0.20, 0.901, 0.05), 2))  # wider than training.levers': larger inputs want higher thresholds
 
 
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from glassbox_xai.data.layout import discover
     from glassbox_xai.data.resize import to_model_input, to_native
     from glassbox_xai.inference import Segmenter
-    from glassbox_xai.metrics import Confusion, macro_average, scores
+    from glassbox_xai.metrics import Confusion, scores
     from glassbox_xai.model.attention_unet import build_attention_unet
     from glassbox_xai.model.bundle import load_bundle
 
@@ -74,15 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     combos = [c for r in range(1, args.most + 1) for c in itertools.combinations(args.sizes, r)]
     for combo in combos:
-        best = None
         averaged = [sum(logits[s][i].astype(np.float32) for s in combo) / len(combo) for i in range(len(samples))]
-        for threshold in THRESHOLDS:
+
+        def at(threshold: float) -> list[dict]:
             cut = float(np.log(threshold / (1.0 - threshold)))
-            per_image = [scores(Confusion.from_masks(a > cut, t)) for a, t in zip(averaged, truths)]
-            summary = macro_average(per_image)
-            summary["below_0.7"] = int(sum(s["dice"] < 0.7 for s in per_image))
-            if best is None or summary["dice"] > best[1]["dice"]:
-                best = (float(threshold), summary)
+            return [scores(Confusion.from_masks(a > cut, t)) for a, t in zip(averaged, truths)]
+
+        best = best_threshold(at, THRESHOLDS)
         rows.append({"model": args.model.name, "sizes": list(combo), "threshold": best[0], **best[1]})
         print(f"  {combo}: Dice {best[1]['dice']:.4f} at {best[0]:.2f}", flush=True)
     print("| sizes (4 flips each) | threshold | dice | threshold_jaccard | precision | recall | below 0.7 |")
