@@ -19,6 +19,8 @@ from glassbox_xai.model.attention_unet import build_attention_unet
 from glassbox_xai.model.bundle import load_bundle, save_bundle
 from glassbox_xai.model.card import ModelCard, manifest_sha256
 
+from .grow import can_grow_width, grow_context, grow_width
+
 log = logging.getLogger("training")
 
 
@@ -31,16 +33,6 @@ def split_samples(recipe: Recipe, split: str, limit: int | None = None) -> list[
     if missing:
         raise FileNotFoundError(f"{len(missing)} id(s) of {root / recipe.data[split]} have no image in {root}, e.g. {missing[0]}")
     return [by_id[i] for i in ids[:limit]]
-
-
-def grow_context(parent: keras.Model, config) -> keras.Model:
-    """A model of ``config`` (the parent's with a context block) holding every parent layer's
-    weights by name; the new block is zero-initialised, so it computes the parent's function."""
-    model = build_attention_unet(config)
-    for layer in parent.layers:
-        if layer.weights:
-            model.get_layer(layer.name).set_weights(layer.get_weights())
-    return model
 
 
 def train_recipe(recipe: Recipe, runs: Path, limit: int | None = None, strategy=None) -> dict[str, Any]:
@@ -67,6 +59,8 @@ def train_recipe(recipe: Recipe, runs: Path, limit: int | None = None, strategy=
                 model = parent.model
             elif replace(parent.config, context=recipe.model.context) == recipe.model and parent.config.context == "none":
                 model = grow_context(parent.model, recipe.model)  # a block added to the parent: its weights start at zero
+            elif can_grow_width(parent.config, recipe.model):
+                model = grow_width(parent.model, recipe.model, parent.config)  # wider stages computing the parent's logits
             else:
                 raise ValueError(f"recipe {recipe.source}: model config differs from parent {recipe.parent}'s {parent.config}")
         else:

@@ -62,7 +62,7 @@ def test_context_is_written_only_when_used(tmp_path):
 def test_context_block_starts_as_the_model_without_it():
     """Warm-starting a model with the global-context block from one without it (training.run's
     grow_context) computes the same logits until the block learns."""
-    from training.run import grow_context
+    from training.grow import grow_context
 
     plain = build_attention_unet(ModelConfig(input_size=32, base_filters=4, depth=2))
     for layer in plain.layers:  # not the initial weights: make the copy matter
@@ -74,6 +74,43 @@ def test_context_block_starts_as_the_model_without_it():
     x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
     np.testing.assert_allclose(np.asarray(grown(x)), np.asarray(plain(x)), atol=1e-6)
     assert grown.count_params() > plain.count_params()
+
+
+@pytest.mark.parametrize("normalization", ["batch", "none"])
+def test_widened_model_starts_as_its_parent_and_then_learns(normalization, tmp_path):
+    """grow_width (base_filters 4 -> 6) keeps the parent's logits exactly, in inference and in
+    training mode (batch statistics included), then trains its new channels; it saves and reloads."""
+    from glassbox_xai.model.bundle import load_bundle, save_bundle
+    from glassbox_xai.model.card import ModelCard
+    from training.grow import can_grow_width, grow_width
+
+    small = ModelConfig(input_size=32, base_filters=4, depth=2, dropout=0.0, normalization=normalization)
+    wide = ModelConfig(input_size=32, base_filters=6, depth=2, dropout=0.0, normalization=normalization)
+    assert can_grow_width(small, wide) and not can_grow_width(wide, small)
+    assert not can_grow_width(small, ModelConfig(input_size=32, base_filters=6, depth=3, normalization=normalization))
+    plain = build_attention_unet(small)
+    rng = np.random.default_rng(3)
+    for layer in plain.layers:  # not the initial weights: make the copy matter
+        layer.set_weights([(rng.normal(0, 0.3, w.shape) + (1.0 if "variance" in v.path else 0.0)).astype(w.dtype)
+                           for w, v in zip(layer.get_weights(), layer.weights)])
+    grown = grow_width(plain, wide, small)
+    assert grown.get_layer("encoder0_conv1").filters == 6 and grown.get_layer("decoder0_conv1").kernel.shape == (3, 3, 12, 6)
+    x = rng.random((4, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(grown(x)), np.asarray(plain(x)), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(grown(x, training=True)), np.asarray(plain(x, training=True)), atol=1e-4)
+    with pytest.raises(ValueError, match="only base_filters"):
+        grow_width(plain, ModelConfig(input_size=32, base_filters=6, depth=3), small)
+
+    new_channel = grown.get_layer("encoder1_conv2").kernel.numpy()[..., 8:].copy()
+    grown.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    grown.fit(x, (x[..., :1] > 0.5).astype(np.float32), epochs=2, batch_size=4, verbose=0)
+    assert np.abs(grown.get_layer("encoder1_conv2").kernel.numpy()[..., 8:] - new_channel).max() > 0
+    assert np.abs(grown.get_layer("decoder1_conv1").kernel.numpy()[:, :, 8:12, :8]).max() > 0  # new inputs now reach old outputs
+
+    save_bundle(grown, wide, ModelCard(variant="dice", loss="bce"), tmp_path / "wide")
+    loaded = load_bundle(tmp_path / "wide")
+    assert loaded.config == wide
+    np.testing.assert_allclose(np.asarray(loaded.model(x)), np.asarray(grown(x)), atol=1e-5)
 
 
 @pytest.mark.parametrize("normalization", ["batch", "group", "none"])
