@@ -264,3 +264,46 @@ def test_finetune_refuses_a_weight_share_outside_zero_to_one(tiny_bundle, tmp_pa
     assert main(["finetune", "--set", str(pairs), "--model", str(tiny_bundle), "--weight-average", "1.5"]) == 2
     assert "weight_average is the fitted weights' share, in [0, 1]; got 1.5" in capsys.readouterr().err
     assert not (pairs / "models").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("targets", ["truth", "parent"])
+def test_mixed_original_pairs_are_fitted_to_their_masks_or_to_the_parents(tiny_bundle, tmp_path, rng, monkeypatch, targets):
+    """original_targets="parent" (Learning without Forgetting) fits the mixed original images to the
+    parent's own masks at its threshold, not to their expert masks."""
+    import glassbox_xai.learn.fit as fit_module
+    from glassbox_xai.hitl.finetune import FinetuneSettings, adapt, model_logits
+    from glassbox_xai.inference import sigmoid
+
+    seen = {}
+
+    def capture(model, loss, train, val, config, augment, run_dir, **kwargs):
+        seen["images"], seen["masks"] = train
+        return {"best_val_dice": None}
+
+    monkeypatch.setattr(fit_module, "fit", capture)
+    corrections = ((rng.random((4, 32, 32, 3)) * 255).astype(np.uint8), (rng.random((4, 32, 32)) > 0.5).astype(np.uint8))
+    original = ((rng.random((8, 32, 32, 3)) * 255).astype(np.uint8), np.zeros((8, 32, 32), np.uint8))  # expert masks all empty
+    model = load_bundle(tiny_bundle).model
+    probabilities = sigmoid(model_logits(model, original[0].astype(np.float32) / 255.0, tta=False))
+    threshold = float(np.quantile(probabilities, 0.6))  # a cut that leaves both classes in the parent's masks
+    summary = adapt(model, corrections, original, FinetuneSettings(epochs=1, mix_ratio=1.0, original_targets=targets), tmp_path / "run",
+                    parent_threshold=threshold)
+    assert summary["n_original_mixed"] == 4
+    def where(images, pool):
+        return [int(np.flatnonzero((pool == image).all(axis=(1, 2, 3)))[0]) for image in images]
+
+    mixed_images, mixed_masks = seen["images"][4:], seen["masks"][4:]
+    np.testing.assert_array_equal(seen["masks"][:4], corrections[1][where(seen["images"][:4], corrections[0])])  # corrections keep theirs
+    if targets == "truth":
+        assert not mixed_masks.any()
+    else:
+        picked = where(mixed_images, original[0])
+        np.testing.assert_array_equal(mixed_masks, (probabilities[picked] > threshold).astype(np.uint8))
+        assert 0 < mixed_masks.mean() < 1
+
+
+def test_original_targets_other_than_truth_or_parent_are_refused():
+    from glassbox_xai.hitl.finetune import FinetuneSettings
+
+    with pytest.raises(ValueError, match="original_targets must be 'truth' or 'parent', got 'teacher'"):
+        FinetuneSettings(original_targets="teacher")

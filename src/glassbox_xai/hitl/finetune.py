@@ -63,6 +63,9 @@ class FinetuneSettings:
         weight_average: share of the fitted weights in the result, the rest the parent's
             (weight-space interpolation as in WiSE-FT, Wortsman et al. 2022); 1.0 keeps the fitted
             model as it is, smaller values keep more of what the parent knew.
+        original_targets: what the mixed original pairs are fitted to: ``"truth"`` (their expert masks) or
+            ``"parent"`` (the parent's own masks at its threshold, as in Learning without Forgetting,
+            Li & Hoiem 2017: the model is asked to keep doing on the old images what it did).
     """
 
     epochs: int = 3
@@ -77,6 +80,7 @@ class FinetuneSettings:
     train_layers: str = "all"
     choose_threshold: bool = False
     weight_average: float = 1.0
+    original_targets: str = "truth"
 
     def __post_init__(self) -> None:
         if self.train_layers not in ("all", "decoder"):
@@ -85,6 +89,8 @@ class FinetuneSettings:
             raise ValueError(f"bad fine-tune settings: {self}")
         if not 0.0 <= self.weight_average <= 1.0:
             raise ValueError(f"weight_average is the fitted weights' share, in [0, 1]; got {self.weight_average}")
+        if self.original_targets not in ("truth", "parent"):
+            raise ValueError(f"original_targets must be 'truth' or 'parent', got {self.original_targets!r}")
 
 
 def set_samples(store: RetrainingSet, manifest: dict[str, Any] | None = None) -> list[Sample]:
@@ -229,9 +235,12 @@ def best_threshold(probabilities: np.ndarray, masks: np.ndarray, thresholds=THRE
 
 
 def adapt(model, corrections: Arrays, original: Arrays | None, settings: FinetuneSettings, run_dir: str | Path,
-          tta: bool = False, report: Callable[[int, int, dict], None] | None = None, verbose: int = 0) -> dict[str, Any]:
+          tta: bool = False, report: Callable[[int, int, dict], None] | None = None, verbose: int = 0,
+          parent_threshold: float = 0.5) -> dict[str, Any]:
     """Adapt ``model`` in place to ``corrections`` (uint8 images, {0,1} masks at model resolution),
-    mixed with ``original`` pairs; returns the fit summary plus the chosen ``threshold`` (or None)."""
+    mixed with ``original`` pairs; returns the fit summary plus the chosen ``threshold`` (or None).
+    With ``settings.original_targets == "parent"`` the original pairs' masks are replaced by the
+    model's own (before fitting) at ``parent_threshold``."""
     from ..inference import sigmoid
     from ..learn.fit import FitConfig, fit
     from ..learn.losses import make_loss
@@ -246,7 +255,11 @@ def adapt(model, corrections: Arrays, original: Arrays | None, settings: Finetun
     if original is not None and settings.mix_ratio > 0:
         take = min(len(original[0]), round(settings.mix_ratio * len(train_idx)))
         pick = rng.choice(len(original[0]), size=take, replace=False)
-        train = (np.concatenate([train[0], original[0][pick]]), np.concatenate([train[1], original[1][pick]]))
+        kept = original[1][pick]
+        if settings.original_targets == "parent":
+            probabilities = sigmoid(model_logits(model, original[0][pick].astype(np.float32) / 255.0, tta))
+            kept = (probabilities > parent_threshold).astype(original[1].dtype)
+        train = (np.concatenate([train[0], original[0][pick]]), np.concatenate([train[1], kept]))
     summary: dict[str, Any] = {"n_corrections_trained": len(train_idx), "n_validation": int(n_val),
                                "n_original_mixed": len(train[0]) - len(train_idx)}
     parent_weights = model.get_weights() if settings.weight_average < 1.0 else None  # numpy copies
@@ -303,7 +316,8 @@ def finetune(parent_bundle: str | Path, source: RetrainingSet | str | Path, out_
     bundle_dir = Path(bundle_dir) if bundle_dir else Path(out_dir) / name / "bundle"
     run_dir = bundle_dir.parent / f"{bundle_dir.name}-run" if bundle_dir.name != "bundle" else bundle_dir.parent / "run"
     tta = bool((parent.card.inference or {}).get("tta", False))
-    summary = adapt(parent.model, load_pairs(samples, size), mixed, settings, run_dir, tta=tta, report=report, verbose=verbose)
+    summary = adapt(parent.model, load_pairs(samples, size), mixed, settings, run_dir, tta=tta, report=report, verbose=verbose,
+                    parent_threshold=parent.card.threshold)
     threshold = summary["threshold"] if summary["threshold"] is not None else parent.card.threshold
     card = ModelCard(
         variant="finetuned",
