@@ -142,7 +142,8 @@ def evaluate_run(run: Path, recipe, copy_to: Path | None, limit: int | None = No
         if copy_to.exists():
             shutil.rmtree(copy_to)
         shutil.copytree(report_dir, copy_to)
-        shutil.copy(run / "log.csv", copy_to / "log.csv")
+        if (run / "log.csv").is_file():  # a run made without training (a weight average) has no log
+            shutil.copy(run / "log.csv", copy_to / "log.csv")
     return {"run": str(run), "tta": tta, "postprocess": postprocess, "threshold": float(threshold),
             **{k: summary[k] for k in ("dice", "jaccard", "threshold_jaccard", "precision", "sensitivity", "f1")}}
 

@@ -54,3 +54,30 @@ def test_bad_recipe_is_refused_with_its_name(tmp_path):
     bad.write_text("name: x\nvariant: dice\n")
     done = subprocess.run([sys.executable, "-m", "training", "--config", str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and f"recipe {bad}" in done.stderr and "missing key" in done.stderr
+
+
+def test_soup_averages_the_weights_of_models_of_one_architecture(tiny_bundle, tiny_config, tmp_path):
+    """python -m training.soup writes one bundle whose every weight is the mean of its ingredients',
+    names them in the card, and refuses models of different architectures."""
+    from dataclasses import replace
+
+    import keras
+    import numpy as np
+
+    from glassbox_xai.model.attention_unet import build_attention_unet
+    from glassbox_xai.model.bundle import save_bundle
+    from glassbox_xai.model.card import ModelCard
+    from training.soup import average_weights, main
+
+    keras.utils.set_random_seed(5)
+    other = tmp_path / "other"
+    save_bundle(build_attention_unet(tiny_config), tiny_config, ModelCard(variant="custom", loss="none", name="other"), other)
+    assert main(["--models", str(tiny_bundle), str(other), "--out", str(tmp_path / "soup")]) == 0
+    a, b, soup = (load_bundle(p) for p in (tiny_bundle, other, tmp_path / "soup" / "bundle"))
+    for wa, wb, ws in zip(a.model.get_weights(), b.model.get_weights(), soup.model.get_weights(), strict=True):
+        np.testing.assert_allclose(ws, (wa + wb) / 2, rtol=1e-6, atol=1e-7)
+    assert [i["name"] for i in json.loads(soup.card.notes)["soup_of"]] == ["tiny-untrained", "other"]
+
+    wider = build_attention_unet(replace(tiny_config, base_filters=tiny_config.base_filters * 2))
+    with pytest.raises(ValueError, match="differ in architecture"):
+        average_weights([a.model.get_weights(), wider.get_weights()])
