@@ -81,3 +81,20 @@ def test_soup_averages_the_weights_of_models_of_one_architecture(tiny_bundle, ti
     wider = build_attention_unet(replace(tiny_config, base_filters=tiny_config.base_filters * 2))
     with pytest.raises(ValueError, match="differ in architecture"):
         average_weights([a.model.get_weights(), wider.get_weights()])
+
+
+def test_expected_dice_mask_takes_certain_pixels_and_an_uncertain_region_a_fixed_cut_drops():
+    import numpy as np
+
+    from training.expected_dice import expected_dice_mask
+
+    certain = np.zeros((20, 20))
+    certain[2:4, 2:7] = 1.0
+    mask, expected = expected_dice_mask(certain)
+    assert mask.sum() == 10 and mask[2:4, 2:7].all() and expected == pytest.approx(1.0)
+
+    faint = np.full((20, 20), 0.01)
+    faint[5:15, 5:15] = 0.3  # a region the model gives 30%: below a 0.35 cut, yet the best bet for Dice
+    mask, expected = expected_dice_mask(faint)
+    assert mask[5:15, 5:15].all() and mask.sum() == 100
+    assert expected == pytest.approx(2 * 30 / (100 + 30 + 3.0), rel=1e-6)
