@@ -314,6 +314,9 @@ def _finetune_args(tune: argparse.ArgumentParser) -> None:
                            f"parent's data and gains less on yours (default {d.weight_average:g}; see the README's PH2 table)")
     tune.add_argument("--mix-original", type=Path, help="a folder of original image/mask pairs to mix in (against forgetting)")
     tune.add_argument("--mix-ratio", type=float, default=d.mix_ratio, help=f"original pairs per correction (default {d.mix_ratio:g})")
+    tune.add_argument("--original-targets", choices=("truth", "parent"), default=d.original_targets,
+                      help="fit the mixed original pairs to their own masks, or to the parent's masks on them "
+                           f"(Learning without Forgetting; default {d.original_targets})")
     tune.add_argument("--evaluate-on", type=Path, help="a held-out folder of images with masks: compare before and after")
     tune.add_argument("--threshold", type=float, help="probability threshold of both models in --evaluate-on (default: each model card's)")
 
@@ -324,7 +327,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     settings = FinetuneSettings(epochs=args.epochs, learning_rate=args.learning_rate, train_layers=args.train_layers, mix_ratio=args.mix_ratio,
                                 adapt_batchnorm=args.adapt_batchnorm, freeze_batchnorm=args.freeze_batchnorm, choose_threshold=args.choose_threshold,
-                                weight_average=args.weight_average)  # bad settings are refused before TensorFlow loads
+                                weight_average=args.weight_average, original_targets=args.original_targets)  # refused before TensorFlow loads
     parent = resolve_bundle(args.variant, args.model)
     import_tensorflow()
     from .evaluation import evaluate_model

@@ -31,7 +31,7 @@ def test_finetune_from_corrections_writes_a_child_bundle(tiny_bundle, tmp_path, 
         (held / f"{image_id}.jpg").write_bytes((ISIC_IMAGES / f"{image_id}.jpg").read_bytes())
         (held / f"{image_id}_segmentation.png").write_bytes((ISIC_MASKS / f"{image_id}_segmentation.png").read_bytes())
     code = main(["finetune", "--set", str(tmp_path / "set"), "--model", str(tiny_bundle), "--epochs", "2",
-                 "--mix-original", str(ISIC), "--evaluate-on", str(held)])
+                 "--mix-original", str(ISIC), "--original-targets", "parent", "--evaluate-on", str(held)])
     out = capsys.readouterr().out
     assert code == 0 and "epoch 2/2" in out and "| before |" in out and "| after |" in out
     bundle_dir = next((tmp_path / "set" / "models").glob("custom-finetuned-*/bundle"))
@@ -40,6 +40,7 @@ def test_finetune_from_corrections_writes_a_child_bundle(tiny_bundle, tmp_path, 
     assert child.card.training_data["sha256"] == store.manifest()["sha256"]
     # by default no correction is held out, and half as many original pairs are mixed in
     assert child.card.training_data["n_images"] == 6 and child.card.training_data["n_original_mixed"] == 3
+    assert child.card.training_data["finetune_settings"]["original_targets"] == "parent"  # fitted to the parent's own masks
     assert child.card.weights_sha256 != parent.card.weights_sha256
     name = bundle_dir.parent.name
     assert f"registered as version {name}" in out
