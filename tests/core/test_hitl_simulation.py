@@ -127,6 +127,19 @@ def test_ph2_simulation_rounds_orders_and_intervals(ph2_simulation, shallow_bund
     assert (out / "hitl_ph2.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| 4 |" in capsys.readouterr().out
 
+    # what the picks of each order are like (benchmarks/hitl_ph2_picks.py), from the same run
+    spec = importlib.util.spec_from_file_location("hitl_ph2_picks", PH2_SCRIPT.with_name("hitl_ph2_picks.py"))
+    picks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(picks)
+    assert picks.main(["--results", str(out / "hitl_ph2.json"), "--bundle", str(shallow_bundle), "--counts", "1", "2", "--out", str(out)]) == 0
+    rows = json.loads((out / "hitl_ph2_picks.json").read_text())["rows"]
+    parent = json.loads((out / "hitl_ph2_picks.json").read_text())["parent"]
+    assert len(rows) == 2 * 2 * 2  # splits x orders x counts
+    first = next(r for r in rows if r["seed"] == 1 and r["order"] == "random" and r["n"] == 1)
+    pick = results["splits"][0]["orders"]["random"][0]
+    assert first["picks_area_ratio"] == pytest.approx(parent[pick]["area_ratio"]) and 0 <= first["picks_dice"] <= 1
+    assert "| uncertainty | 2 |" in (out / "hitl_ph2_picks.md").read_text()
+
 
 def test_ph2_interval_is_the_paired_t_interval_over_splits(ph2_simulation):
     mean, half = ph2_simulation.paired_interval([0.01, 0.03, 0.02])
