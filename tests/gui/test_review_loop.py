@@ -123,12 +123,17 @@ def test_finetune_from_the_plugin_and_switch_the_active_version(make_napari_view
     tune.run()
     assert "choose the retraining set" in errors[-1]
     tune.retraining_set.value, tune.epochs.value, tune.held_out.value = tmp_path / "set", 1, folder
+    assert tune.keep.value == 1.0  # the default adapts fully; half of the parent is one choice away
+    tune.keep.value = 0.5
     tune.model.value, tune.bundle.value = BUNDLE_ON_DISK, tiny_bundle
     tune.run_button.clicked.emit()
     finish(tune)
     assert len(errors) == 1
     name = tune.active_model.value
     assert name in versions.versions() and versions.versions()[name]["variant"] == "finetuned"
+    from glassbox_xai.model.card import read_card
+
+    assert read_card(versions.versions()[name]["path"]).training_data["finetune_settings"]["weight_average"] == 0.5
     assert "before" in tune.info.value and "after" in tune.info.value and "held-out images" in tune.info.value
     tune.make_active(name)
     assert versions.active() == name and review.model.value == name and tune.model.value == name

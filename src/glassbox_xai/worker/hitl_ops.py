@@ -35,16 +35,17 @@ EPOCH_UNITS = 100  # progress units per epoch: the bar moves batch by batch
 
 
 def op_finetune(state, bundle: str, set_dir: str, epochs: int | None = None, original: str | None = None,
-                held_out: str | None = None) -> Generator[Progress, None, dict]:
+                held_out: str | None = None, weight_average: float | None = None) -> Generator[Progress, None, dict]:
     """Fine-tune ``bundle`` on the retraining set at ``set_dir`` into ``<set>/models`` with the
-    measured defaults of :class:`FinetuneSettings` (``epochs`` overrides theirs), and register the
-    new version; with ``held_out`` (a folder with masks), evaluate the parent and the new model on it.
-    Progress moves after every batch, so a long epoch is never a silence."""
+    measured defaults of :class:`FinetuneSettings` (``epochs`` and ``weight_average`` override theirs),
+    and register the new version; with ``held_out`` (a folder with masks), evaluate the parent and the
+    new model on it. Progress moves after every batch, so a long epoch is never a silence."""
     from ..data.layout import discover
     from ..hitl.finetune import FinetuneSettings, finetune
     from ..hitl.store import RetrainingSet
 
-    settings = FinetuneSettings() if epochs is None else FinetuneSettings(epochs=epochs)
+    overrides = {k: v for k, v in (("epochs", epochs), ("weight_average", weight_average)) if v is not None}
+    settings = FinetuneSettings(**overrides)
     store = RetrainingSet(set_dir)
     held = discover(held_out, require_masks=True) if held_out else []  # fail before training, not after
     total_units = (settings.epochs + 2 * bool(held)) * EPOCH_UNITS
