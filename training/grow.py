@@ -60,7 +60,7 @@ def grow_width(parent: keras.Model, config: ModelConfig, parent_config: ModelCon
 
 def _in_segments(layer) -> list[int]:
     """Channel counts of the tensors joined into ``layer``'s input (one entry unless it is a concatenation)."""
-    source = layer.input._keras_history.operation
+    source = layer.input._keras_history.operation  # Keras 3 keeps the layer that produced a symbolic tensor here
     if isinstance(source, layers.Concatenate):
         return [int(t.shape[-1]) for t in source.input]
     return [int(layer.input.shape[-1])]
