@@ -328,6 +328,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     settings = FinetuneSettings(epochs=args.epochs, learning_rate=args.learning_rate, train_layers=args.train_layers, mix_ratio=args.mix_ratio,
                                 adapt_batchnorm=args.adapt_batchnorm, freeze_batchnorm=args.freeze_batchnorm, choose_threshold=args.choose_threshold,
                                 weight_average=args.weight_average, original_targets=args.original_targets)  # refused before TensorFlow loads
+    if args.original_targets == "parent" and not args.mix_original:
+        raise CommandError("--original-targets parent needs --mix-original DIR: the original images the parent's own masks are drawn on")
     parent = resolve_bundle(args.variant, args.model)
     import_tensorflow()
     from .evaluation import evaluate_model

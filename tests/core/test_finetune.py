@@ -308,3 +308,10 @@ def test_original_targets_other_than_truth_or_parent_are_refused():
 
     with pytest.raises(ValueError, match="original_targets must be 'truth' or 'parent', got 'teacher'"):
         FinetuneSettings(original_targets="teacher")
+
+
+def test_finetune_refuses_the_parents_targets_without_original_images(tiny_bundle, tmp_path, capsys):
+    pairs = _ph2_pairs(tmp_path / "clinic", PH2_IDS[:2])
+    assert main(["finetune", "--set", str(pairs), "--model", str(tiny_bundle), "--original-targets", "parent"]) == 2
+    assert "--original-targets parent needs --mix-original DIR" in capsys.readouterr().err
+    assert not (pairs / "models").exists()  # refused before anything was written
