@@ -12,6 +12,7 @@ import tensorflow as tf
 from glassbox_xai.learn.losses import (
     SMOOTH,
     bce_loss,
+    boundary_bce_loss,
     describe_loss,
     dice_loss,
     focal_tversky_loss,
@@ -21,7 +22,8 @@ from glassbox_xai.learn.losses import (
     weighted_sum,
 )
 
-LOSS_NAMES = ["bce", "bce_dice", "bce_lovasz", "bce_tversky", "dice", "dice_lovasz", "focal_tversky", "hybrid", "lovasz", "tversky"]
+LOSS_NAMES = ["bce", "bce_dice", "bce_lovasz", "bce_tversky", "boundary_bce", "dice", "dice_boundary", "dice_lovasz", "focal_tversky",
+              "hybrid", "lovasz", "tversky"]
 LOVASZ_NAMES = ["bce_lovasz", "dice_lovasz", "lovasz"]
 BIG = 20.0  # sigmoid(20) = 1 - 2.1e-9: a confident logit
 
@@ -221,6 +223,8 @@ def test_composites_are_weighted_sums(rng, name):
         "lovasz": [(1.0, lovasz_hinge_loss)],
         "bce_lovasz": [(1.0, bce_loss), (1.0, lovasz_hinge_loss)],
         "dice_lovasz": [(1.0, dice_loss), (1.0, lovasz_hinge_loss)],
+        "boundary_bce": [(1.0, boundary_bce_loss(3, 4.0))],
+        "dice_boundary": [(1.0, dice_loss), (1.0, boundary_bce_loss(3, 4.0))],
     }[name]
     expected = sum(w * value(fn, y, logits) for w, fn in parts)
     assert value(make_loss(name), y, logits) == pytest.approx(expected, abs=1e-6)
@@ -470,3 +474,29 @@ def test_describe_loss(spec, text):
     original = dict(spec) if isinstance(spec, dict) else spec
     assert describe_loss(spec) == text
     assert spec == original
+
+
+def test_boundary_bce_weighs_a_mistake_on_the_outline_more_than_one_inside():
+    """Width 1: the band is the ring of pixels one step either side of the outline (dilation minus
+    erosion); a wrong pixel there costs 1 + weight times a wrong pixel deep inside. Weight 0 is BCE."""
+    mask = np.zeros((1, 12, 12, 1), np.float32)
+    mask[0, 2:10, 2:10] = 1
+    band = np.zeros((12, 12), bool)
+    band[1:11, 1:11] = True
+    band[3:9, 3:9] = False
+    loss = boundary_bce_loss(1, 4.0)
+    weights = 1.0 + 4.0 * band
+    wrong = -math.log(1.0 / (1.0 + math.exp(BIG)))  # BCE of a lesion pixel at logit -BIG: -log(sigmoid(-BIG)), about BIG
+
+    def one_wrong(y, x):
+        logits = confident(mask)
+        logits[0, y, x, 0] = -BIG
+        return value(loss, mask, logits)
+
+    assert one_wrong(2, 5) == pytest.approx(wrong * 5.0 / weights.sum(), rel=1e-4)  # on the outline's inner side
+    assert one_wrong(5, 5) == pytest.approx(wrong * 1.0 / weights.sum(), rel=1e-4)  # deep inside
+    y = (np.random.default_rng(1).random((2, 16, 16, 1)) > 0.5).astype(np.float32)
+    logits = np.random.default_rng(2).normal(0, 2, y.shape).astype(np.float32)
+    assert value(boundary_bce_loss(2, 0.0), y, logits) == pytest.approx(value(bce_loss, y, logits), abs=1e-6)
+    with pytest.raises(ValueError, match="integer width in \\[1, 32\\]"):
+        boundary_bce_loss(0, 4.0)

@@ -1,4 +1,4 @@
-"""Segmentation losses on logits: Dice, Tversky, focal Tversky, BCE, Lovász hinge and their sums.
+"""Segmentation losses on logits: Dice, Tversky, focal Tversky, BCE, boundary-weighted BCE, Lovász hinge and their sums.
 
 Every loss takes ``(y_true, logits)`` with ``y_true`` in {0, 1} and shape
 (N, H, W, 1), applies the sigmoid itself, and averages a per-image value over
@@ -66,6 +66,31 @@ def bce_loss(y_true, logits):
     return ops.mean(ops.binary_crossentropy(y_true, ops.cast(logits, "float32"), from_logits=True))
 
 
+def boundary_bce_loss(width: int = 3, weight: float = 4.0) -> LossFn:
+    """Binary cross-entropy with the pixels within ``width`` of the expert outline weighing
+    ``1 + weight`` (the rest 1), normalised per image by its total weight, averaged over the batch.
+
+    The band is the mask's dilation minus its erosion by a (2 * width + 1) square, both max
+    pools, so it follows the (augmented) mask of every batch with no distance map to store.
+    """
+    if not (isinstance(width, int) and 1 <= width <= 32) or not 0.0 <= weight <= 100.0:
+        raise ValueError(f"boundary BCE needs an integer width in [1, 32] and a weight in [0, 100], got {width}, {weight}")
+    size = 2 * width + 1
+
+    def loss(y_true, logits):
+        y = ops.cast(y_true, "float32")
+        dilated = ops.max_pool(y, size, strides=1, padding="same")
+        eroded = 1.0 - ops.max_pool(1.0 - y, size, strides=1, padding="same")
+        weights = 1.0 + weight * (dilated - eroded)
+        pixel = ops.binary_crossentropy(y, ops.cast(logits, "float32"), from_logits=True)
+        if len(pixel.shape) == 3:  # keras reduces the channel axis
+            pixel = ops.expand_dims(pixel, -1)
+        return ops.mean(ops.sum(weights * pixel, axis=(1, 2, 3)) / ops.sum(weights, axis=(1, 2, 3)))
+
+    loss.__name__ = f"boundary_bce_w{width}_x{weight:g}"
+    return loss
+
+
 def lovasz_hinge_loss(y_true, logits):
     """Lovász hinge per image (Berman et al., CVPR 2018), averaged over the batch.
 
@@ -106,7 +131,8 @@ def make_loss(spec: dict[str, Any] | str) -> LossFn:
 
     Names: ``dice``, ``bce``, ``bce_dice``, ``tversky`` (alpha, beta),
     ``focal_tversky`` (alpha, beta, gamma), ``hybrid`` (Dice + Tversky; alpha, beta),
-    ``bce_tversky`` (alpha, beta), ``lovasz`` (Lovász hinge), ``bce_lovasz``, ``dice_lovasz``.
+    ``bce_tversky`` (alpha, beta), ``lovasz`` (Lovász hinge), ``bce_lovasz``, ``dice_lovasz``,
+    ``boundary_bce`` and ``dice_boundary`` (soft Dice + boundary-weighted BCE; width, weight).
     """
     spec = {"name": spec} if isinstance(spec, str) else dict(spec)
     name = spec.pop("name", None)
@@ -121,6 +147,8 @@ def make_loss(spec: dict[str, Any] | str) -> LossFn:
         "lovasz": lambda: lovasz_hinge_loss,
         "bce_lovasz": lambda: weighted_sum([(1.0, bce_loss), (1.0, lovasz_hinge_loss)], "bce_lovasz"),
         "dice_lovasz": lambda: weighted_sum([(1.0, dice_loss), (1.0, lovasz_hinge_loss)], "dice_lovasz"),
+        "boundary_bce": lambda width=3, weight=4.0: boundary_bce_loss(width, weight),
+        "dice_boundary": lambda width=3, weight=4.0: weighted_sum([(1.0, dice_loss), (1.0, boundary_bce_loss(width, weight))], "dice_boundary"),
     }
     if name not in builders:
         raise ValueError(f"unknown loss {name!r}; expected one of {sorted(builders)}")
