@@ -214,7 +214,7 @@ def test_lever_recipes_load_and_continue_from_a_stage(recipes):
     continue from a run of the shipped chain (an intermediate stage or the shipped dice
     model), with its model."""
     levers = sorted((CONFIGS / "levers").glob("*.yaml"))
-    assert [p.stem for p in levers] == ["dice_lovasz", "focal", "long", "lovasz"]
+    assert [p.stem for p in levers] == ["dice_boundary", "dice_lovasz", "focal", "long", "lovasz"]
     for path in levers:
         recipe = load_recipe(path)
         assert recipe.parent in STAGES + ["dice"] and recipe.model == recipes["base"].model and recipe.data == recipes["base"].data
@@ -240,4 +240,28 @@ def test_the_capacity_lever_is_the_shipped_chain_with_only_more_filters(recipes)
     for name, recipe in chain.items():
         shipped = recipes[name]
         assert recipe.model == replace(shipped.model, base_filters=24) and shipped.model.base_filters == 16
+        assert (recipe.parent, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (shipped.parent, shipped.loss, shipped.fit, shipped.augment, shipped.data)
+
+
+def test_the_width_lever_repeats_the_control_with_only_more_filters(recipes):
+    """training/configs/levers/width/: the control's artefacts and dice stages (from the shipped dice
+    model, which training/grow.py widens), with 24 base filters and nothing else changed."""
+    controls = {stage: load_recipe(CONFIGS / "levers" / "context" / f"control_{stage}.yaml") for stage in ("artefacts", "dice")}
+    chain = {p.stem: load_recipe(p) for p in sorted((CONFIGS / "levers" / "width").glob("*.yaml"))}
+    assert sorted(chain) == ["width24_artefacts", "width24_dice"]
+    assert chain["width24_artefacts"].parent == "dice" and chain["width24_dice"].parent == "width24_artefacts"
+    for stage, control in controls.items():
+        recipe = chain[f"width24_{stage}"]
+        assert recipe.model == replace(control.model, base_filters=24)
+        assert (recipe.variant, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (control.variant, control.loss, control.fit, control.augment, control.data)
+
+
+def test_the_resolution_lever_is_the_shipped_chain_at_192_px_with_context(recipes):
+    """training/configs/levers/r192/ repeats base -> dice1 -> artefacts -> dice step for step at
+    192 px with the global-context block; nothing else differs."""
+    chain = {p.stem: load_recipe(p) for p in sorted((CONFIGS / "levers" / "r192").glob("*.yaml"))}
+    assert sorted(chain) == ["artefacts", "base", "dice", "dice1"]
+    for name, recipe in chain.items():
+        shipped = recipes[name]
+        assert recipe.model == replace(shipped.model, input_size=192, context="pool")
         assert (recipe.parent, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (shipped.parent, shipped.loss, shipped.fit, shipped.augment, shipped.data)

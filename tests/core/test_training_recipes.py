@@ -98,3 +98,20 @@ def test_expected_dice_mask_takes_certain_pixels_and_an_uncertain_region_a_fixed
     mask, expected = expected_dice_mask(faint)
     assert mask[5:15, 5:15].all() and mask.sum() == 100
     assert expected == pytest.approx(2 * 30 / (100 + 30 + 3.0), rel=1e-6)
+
+
+def test_paired_comparison_of_two_per_image_files(tmp_path, capsys):
+    from training.paired import main, paired, read_scores
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("id,dice\nx,0.9\ny,0.6\nz,0.8\nonly_a,0.1\n")
+    b.write_text("id,dice\nx,0.92\ny,0.75\nz,0.8\n")
+    s = paired(read_scores(a), read_scores(b))
+    assert s["n"] == 3 and s["difference"] == pytest.approx((0.02 + 0.15 + 0.0) / 3)
+    assert (s["better"], s["worse"], s["a_below"], s["b_below"]) == (2, 0, 1, 0)
+    sd = ((0.02 - 0.17 / 3) ** 2 + (0.15 - 0.17 / 3) ** 2 + (0.17 / 3) ** 2) ** 0.5 / 2**0.5
+    assert s["half_width"] == pytest.approx(1.96 * sd / 3**0.5)
+    assert main([str(a), str(b)]) == 0 and "3 images: A 0.7667, B 0.8233; B - A +0.0567" in capsys.readouterr().out
+    (tmp_path / "bad.csv").write_text("name,score\nx,1\n")
+    with pytest.raises(ValueError, match="expected a per_image.csv with columns 'id' and 'dice'"):
+        read_scores(tmp_path / "bad.csv")
