@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         images, _ = load_pairs(samples, first.config.input_size)
         adapted = adapt_batchnorm(model, images.astype(np.float32) / 255.0)
     ingredients = [{"path": str(b.path), "weights_sha256": b.card.weights_sha256, "name": b.card.name} for b in bundles]
-    card = replace(first.card, name=f"soup of {len(bundles)}", parent=first.card.parent,
+    card = replace(first.card, name=f"soup of {len(bundles)}", parent=first.card.parent, validation_metrics={},  # not the first model's: evaluate it
                    notes=json.dumps({"soup_of": ingredients, "batchnorm_reestimated_layers": adapted}))
     save_bundle(model, first.config, card, args.out / "bundle", overwrite=True)
     print(f"averaged {len(bundles)} models into {args.out / 'bundle'} (batch-norm layers re-estimated: {adapted})")

@@ -77,6 +77,7 @@ def test_soup_averages_the_weights_of_models_of_one_architecture(tiny_bundle, ti
     for wa, wb, ws in zip(a.model.get_weights(), b.model.get_weights(), soup.model.get_weights(), strict=True):
         np.testing.assert_allclose(ws, (wa + wb) / 2, rtol=1e-6, atol=1e-7)
     assert [i["name"] for i in json.loads(soup.card.notes)["soup_of"]] == ["tiny-untrained", "other"]
+    assert soup.card.validation_metrics == {}  # the first ingredient's scores are not the average's
 
     wider = build_attention_unet(replace(tiny_config, base_filters=tiny_config.base_filters * 2))
     with pytest.raises(ValueError, match="differ in architecture"):
