@@ -44,14 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from glassbox_xai.data.io import read_image, read_mask
-    from glassbox_xai.data.layout import discover
+    from glassbox_xai.data.layout import listed_samples
     from glassbox_xai.data.resize import to_model_input, to_native
     from glassbox_xai.inference import Segmenter, sigmoid
     from glassbox_xai.metrics import Confusion, scores
 
-    ids = (args.data / "dev_val.txt").read_text().split()[: args.limit]
-    by_id = {s.id: s for s in discover(args.data, require_masks=True)}
-    samples = [by_id[i] for i in ids]
+    samples = listed_samples(args.data, args.data / "dev_val.txt", args.limit)
     segmenter = Segmenter.from_bundle(args.model)
     threshold = segmenter.threshold
     columns = ["card"] + [f"T={t:g}" for t in TEMPERATURES]

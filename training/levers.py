@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import_tensorflow()
     from glassbox_xai.data.io import read_image, read_mask
-    from glassbox_xai.data.layout import discover
+    from glassbox_xai.data.layout import listed_samples
     from glassbox_xai.data.resize import to_model_input, to_native
     from glassbox_xai.inference import Segmenter, sigmoid
     from glassbox_xai.metrics import Confusion, scores
@@ -79,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     refinement = GuidedRefinement(radius_model_px=args.radius)
 
-    ids = (args.data / "dev_val.txt").read_text().split()[: args.limit]
-    by_id = {s.id: s for s in discover(args.data, require_masks=True)}
-    samples = [by_id[i] for i in ids]
+    samples = listed_samples(args.data, args.data / "dev_val.txt", args.limit)
     bundle = load_bundle(args.model)
     name = args.name or args.model.parent.name
     size = bundle.config.input_size

@@ -10,7 +10,7 @@ from typing import Any
 
 import keras
 
-from glassbox_xai.data.layout import Sample, discover
+from glassbox_xai.data.layout import Sample, listed_samples
 from glassbox_xai.learn.dataset import load_pairs
 from glassbox_xai.learn.fit import fit
 from glassbox_xai.learn.losses import describe_loss, make_loss
@@ -27,12 +27,7 @@ log = logging.getLogger("training")
 def split_samples(recipe: Recipe, split: str, limit: int | None = None) -> list[Sample]:
     """The samples of the recipe's ``train`` or ``val`` split, in file order."""
     root = Path(recipe.data["root"])
-    ids = (root / recipe.data[split]).read_text().split()
-    by_id = {s.id: s for s in discover(root, require_masks=True)}
-    missing = [i for i in ids if i not in by_id]
-    if missing:
-        raise FileNotFoundError(f"{len(missing)} id(s) of {root / recipe.data[split]} have no image in {root}, e.g. {missing[0]}")
-    return [by_id[i] for i in ids[:limit]]
+    return listed_samples(root, root / recipe.data[split], limit)
 
 
 def train_recipe(recipe: Recipe, runs: Path, limit: int | None = None, strategy=None) -> dict[str, Any]:

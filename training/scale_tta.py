@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import_tensorflow()
     from glassbox_xai.data.io import read_image, read_mask
-    from glassbox_xai.data.layout import discover
+    from glassbox_xai.data.layout import listed_samples
     from glassbox_xai.data.resize import to_model_input, to_native
     from glassbox_xai.inference import Segmenter
     from glassbox_xai.metrics import Confusion, scores
@@ -58,9 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         model.set_weights(bundle.model.get_weights())
         segmenters[size] = Segmenter(replace(bundle, model=model, config=config), tta="flips", batch_size=16)
 
-    ids = (args.data / "dev_val.txt").read_text().split()[: args.limit]
-    by_id = {s.id: s for s in discover(args.data, require_masks=True)}
-    samples = [by_id[i] for i in ids]
+    samples = listed_samples(args.data, args.data / "dev_val.txt", args.limit)
     logits = {size: [] for size in args.sizes}  # per size, per image: float16 logits at the mask's size
     truths = []
     for start in range(0, len(samples), 16):

@@ -51,12 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     model.set_weights(average_weights([b.model.get_weights() for b in bundles]))
     adapted = 0
     if args.batchnorm_images:
-        from glassbox_xai.data.layout import discover
+        from glassbox_xai.data.layout import listed_samples
         from glassbox_xai.hitl.finetune import adapt_batchnorm
         from glassbox_xai.learn.dataset import load_pairs
 
-        ids = set((args.data / "dev_train.txt").read_text().split())
-        samples = [s for s in discover(args.data, require_masks=True) if s.id in ids][: args.batchnorm_images]
+        samples = listed_samples(args.data, args.data / "dev_train.txt", args.batchnorm_images)
         images, _ = load_pairs(samples, first.config.input_size)
         adapted = adapt_batchnorm(model, images.astype(np.float32) / 255.0)
     ingredients = [{"path": str(b.path), "weights_sha256": b.card.weights_sha256, "name": b.card.name} for b in bundles]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from glassbox_xai.data.io import MaskError
-from glassbox_xai.data.layout import NoImagesError, Sample, discover, mask_name
+from glassbox_xai.data.layout import NoImagesError, Sample, discover, listed_samples, mask_name
 
 from data_paths import DATA
 ISIC = DATA / "isic2018_task1_512"
@@ -150,6 +150,16 @@ def test_real_isic_split_files_name_discovered_samples():
     for split in ("dev_train", "dev_val"):
         listed = (ISIC / f"{split}.txt").read_text().split()
         assert listed and set(listed) <= ids
+
+
+def test_listed_samples_follow_the_list_and_name_a_missing_id(isic_layout):
+    order = [IDS[2], IDS[0], IDS[1]]
+    (isic_layout / "picked.txt").write_text("\n".join(order) + "\n")
+    assert [s.id for s in listed_samples(isic_layout, isic_layout / "picked.txt")] == order
+    assert [s.id for s in listed_samples(isic_layout, isic_layout / "picked.txt", limit=2)] == order[:2]
+    (isic_layout / "stale.txt").write_text(f"{IDS[0]}\nISIC_9999999\n")
+    with pytest.raises(FileNotFoundError, match=r"1 id\(s\) of .*stale.txt have no image in .*, e.g. ISIC_9999999"):
+        listed_samples(isic_layout, isic_layout / "stale.txt", limit=1)  # checked over the whole list, not only the first
 
 
 # --------------------------------------------------------------------------- flat folders

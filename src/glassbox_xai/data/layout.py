@@ -53,6 +53,22 @@ def require_masks(samples: Iterable[Sample], why: str) -> None:
         raise MaskError(f"{len(missing)} image(s) have no mask, e.g. {missing[0].image}; {why}")
 
 
+def listed_samples(root: str | Path, id_list: str | Path, limit: int | None = None) -> list[Sample]:
+    """The image/mask pairs under ``root`` whose ids the text file ``id_list`` lists (e.g. a
+    split's ``dev_val.txt``), in its order, the first ``limit`` of them.
+
+    Raises:
+        FileNotFoundError: a listed id has no pair under ``root`` (the message names the list and one id).
+    """
+    root = Path(root)
+    ids = Path(id_list).read_text().split()
+    by_id = {s.id: s for s in discover(root, require_masks=True)}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} id(s) of {id_list} have no image in {root}, e.g. {missing[0]}")
+    return [by_id[i] for i in ids[:limit]]
+
+
 def discover(paths: str | Path | Iterable[str | Path], masks_dir: str | Path | None = None, require_masks: bool = False) -> list[Sample]:
     """All samples under ``paths`` (files or folders), sorted by id within each path.
 
