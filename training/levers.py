@@ -19,6 +19,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -54,6 +55,23 @@ def best_threshold(per_image_at, thresholds=THRESHOLDS) -> tuple[float, dict]:
         if best is None or summary["dice"] > best[1]["dice"]:
             best = (float(threshold), summary)
     return best
+
+
+METRIC_COLUMNS = (("dice", lambda r: f"{r['dice']:.4f}"), ("threshold_jaccard", lambda r: f"{r['threshold_jaccard']:.4f}"),
+                  ("precision", lambda r: f"{r['precision']:.4f}"), ("recall", lambda r: f"{r['sensitivity']:.4f}"),
+                  ("below 0.7", lambda r: str(r["below_0.7"])))
+
+
+def print_rows(rows: list[dict], lead: list[tuple[str, str, Callable[[dict], str]]], json_path: Path | None = None) -> None:
+    """Print ``rows`` as a Markdown table: the ``lead`` columns (header, alignment rule, cell of a row),
+    then the metrics every lever reports (the fields :func:`best_threshold` gives); write them to ``json_path``."""
+    columns = [(header, rule, cell) for header, rule, cell in lead] + [(header, "---:", cell) for header, cell in METRIC_COLUMNS]
+    print("| " + " | ".join(c[0] for c in columns) + " |")
+    print("| " + " | ".join(c[1] for c in columns) + " |")
+    for r in rows:
+        print("| " + " | ".join(c[2](r) for c in columns) + " |")
+    if json_path:
+        json_path.write_text(json.dumps(rows, indent=1) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,13 +134,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"model": name, "tta": mode or "none", "refine": refine, "threshold": best[0],
                          "gflop": gflop * views, "ms_per_image": 1000 * seconds[(mode, refine)] / len(samples), **best[1]})
     print(f"guided radius {args.radius} model px")
-    print("| model | tta | refine | threshold | GFLOP/image | CPU ms/image | dice | threshold_jaccard | precision | recall | below 0.7 |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in rows:
-        print(f"| {r['model']} | {r['tta']} | {'on' if r['refine'] else 'off'} | {r['threshold']:.2f} | {r['gflop']:.2f} | {r['ms_per_image']:.0f} | "
-              f"{r['dice']:.4f} | {r['threshold_jaccard']:.4f} | {r['precision']:.4f} | {r['sensitivity']:.4f} | {r['below_0.7']} |")
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    print_rows(rows, [("model", "---", lambda r: r["model"]), ("tta", "---", lambda r: r["tta"]),
+                      ("refine", "---", lambda r: "on" if r["refine"] else "off"), ("threshold", "---:", lambda r: f"{r['threshold']:.2f}"),
+                      ("GFLOP/image", "---:", lambda r: f"{r['gflop']:.2f}"), ("CPU ms/image", "---:", lambda r: f"{r['ms_per_image']:.0f}")], args.json)
     return 0
 
 

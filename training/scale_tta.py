@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from training.levers import best_threshold
+from training.levers import best_threshold, print_rows
 
 THRESHOLDS = tuple(np.round(np.arange(0.20, 0.901, 0.05), 2))  # wider than training.levers': larger inputs want higher thresholds
 
@@ -83,13 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         best = best_threshold(at, THRESHOLDS)
         rows.append({"model": args.model.name, "sizes": list(combo), "threshold": best[0], **best[1]})
         print(f"  {combo}: Dice {best[1]['dice']:.4f} at {best[0]:.2f}", flush=True)
-    print("| sizes (4 flips each) | threshold | dice | threshold_jaccard | precision | recall | below 0.7 |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in rows:
-        print(f"| {' + '.join(map(str, r['sizes']))} | {r['threshold']:.2f} | {r['dice']:.4f} | {r['threshold_jaccard']:.4f} | "
-              f"{r['precision']:.4f} | {r['sensitivity']:.4f} | {r['below_0.7']} |")
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    print_rows(rows, [("sizes (4 flips each)", "---", lambda r: " + ".join(map(str, r["sizes"]))),
+                      ("threshold", "---:", lambda r: f"{r['threshold']:.2f}")], args.json)
     return 0
 
 
