@@ -49,11 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     from glassbox_xai.inference import Segmenter, sigmoid
     from glassbox_xai.metrics import Confusion, scores
 
+    from .paired import paired
+
     samples = listed_samples(args.data, args.data / "dev_val.txt", args.limit)
     segmenter = Segmenter.from_bundle(args.model)
     threshold = segmenter.threshold
     columns = ["card"] + [f"T={t:g}" for t in TEMPERATURES]
-    dice = {c: [] for c in columns}
+    dice: dict[str, dict[str, float]] = {c: {} for c in columns}  # per decision, per image id
     for start in range(0, len(samples), 16):
         chunk = samples[start : start + 16]
         images = [read_image(s.image) for s in chunk]
@@ -61,20 +63,17 @@ def main(argv: list[str] | None = None) -> int:
         for sample, image, logit in zip(chunk, images, logits):
             truth = read_mask(sample.mask, expected_shape=image.shape[:2]).astype(bool)
             native = to_native(logit, image.shape[:2])
-            dice["card"].append(scores(Confusion.from_masks(sigmoid(native) > threshold, truth))["dice"])
+            dice["card"][sample.id] = scores(Confusion.from_masks(sigmoid(native) > threshold, truth))["dice"]
             for t in TEMPERATURES:
-                dice[f"T={t:g}"].append(scores(Confusion.from_masks(expected_dice_mask(sigmoid(native / t))[0], truth))["dice"])
+                dice[f"T={t:g}"][sample.id] = scores(Confusion.from_masks(expected_dice_mask(sigmoid(native / t))[0], truth))["dice"]
         print(f"\r{min(start + 16, len(samples))}/{len(samples)}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    card = np.array(dice["card"])
-    summary = {"model": str(args.model), "threshold": threshold, "tta": segmenter.tta, "n": len(card), "rows": {}}
+    summary = {"model": str(args.model), "threshold": threshold, "tta": segmenter.tta, "n": len(samples), "rows": {}}
     print(f"| decision | dice | paired vs the card's threshold (95%) | below 0.7 |\n| --- | ---: | ---: | ---: |")
     for column in columns:
-        d = np.array(dice[column])
-        diff = d - card
-        half = 1.96 * diff.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
-        summary["rows"][column] = {"dice": float(d.mean()), "paired": float(diff.mean()), "half_width": float(half), "below_0.7": int((d < 0.7).sum())}
-        print(f"| {column} | {d.mean():.4f} | {diff.mean():+.4f} ± {half:.4f} | {(d < 0.7).sum()} |")
+        s = paired(dice["card"], dice[column])
+        summary["rows"][column] = {"dice": s["b"], "paired": s["difference"], "half_width": s["half_width"], "below_0.7": s["b_below"]}
+        print(f"| {column} | {s['b']:.4f} | {s['difference']:+.4f} ± {s['half_width']:.4f} | {s['b_below']} |")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))
     return 0
