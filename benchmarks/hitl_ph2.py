@@ -402,6 +402,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="share of the fitted weights kept, the rest the parent's (WiSE-FT; default %(default)s)")
     parser.add_argument("--original-targets", choices=("truth", "parent"), default=d.original_targets,
                         help="fit the mixed ISIC pairs to their expert masks or to the parent's own masks (default %(default)s)")
+    parser.add_argument("--consolidation", type=float, default=d.consolidation,
+                        help="elastic weight consolidation strength, Fisher from the loaded ISIC pairs (0: off; default %(default)s)")
     parser.add_argument("--isic-check", type=int, default=100, help="ISIC dev_val images to score the last fine-tuned model on (0: none)")
     parser.add_argument("--isic-mix", type=int, default=200, help="ISIC dev_train pairs loaded to mix from (default 200)")
     parser.add_argument("--bundle", type=Path, default=None, help="parent bundle (default: the shipped dice bundle)")
@@ -432,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     bundle = args.bundle or resolve_bundle("dice")
     settings = FinetuneSettings(epochs=args.epochs, learning_rate=args.learning_rate, mix_ratio=args.mix_ratio, train_layers=args.train_layers,
                                 adapt_batchnorm=args.adapt_batchnorm, freeze_batchnorm=args.freeze_batchnorm, choose_threshold=args.choose_threshold,
-                                weight_average=args.weight_average, original_targets=args.original_targets)
+                                weight_average=args.weight_average, original_targets=args.original_targets,
+                                consolidation=args.consolidation)
     size = load_bundle(bundle).config.input_size
     samples = discover(args.data, require_masks=True)[: args.images]
     if len(samples) <= args.pool_size:

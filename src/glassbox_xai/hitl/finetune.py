@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -66,6 +67,10 @@ class FinetuneSettings:
         original_targets: what the mixed original pairs are fitted to: ``"truth"`` (their expert masks) or
             ``"parent"`` (the parent's own masks at its threshold, as in Learning without Forgetting,
             Li & Hoiem 2017: the model is asked to keep doing on the old images what it did).
+        consolidation: strength of elastic weight consolidation (Kirkpatrick et al. 2017,
+            :mod:`.consolidation`): each weight is pulled back to the parent's value in proportion to how
+            much the parent's masks of the original photographs depend on it. 0 (default) is off;
+            it needs original pairs.
     """
 
     epochs: int = 3
@@ -81,6 +86,7 @@ class FinetuneSettings:
     choose_threshold: bool = False
     weight_average: float = 1.0
     original_targets: str = "truth"
+    consolidation: float = 0.0
 
     def __post_init__(self) -> None:
         if self.train_layers not in ("all", "decoder"):
@@ -91,6 +97,8 @@ class FinetuneSettings:
             raise ValueError(f"weight_average is the fitted weights' share, in [0, 1]; got {self.weight_average}")
         if self.original_targets not in ("truth", "parent"):
             raise ValueError(f"original_targets must be 'truth' or 'parent', got {self.original_targets!r}")
+        if self.consolidation < 0:
+            raise ValueError(f"consolidation is a strength, 0 or more; got {self.consolidation}")
 
 
 def set_samples(store: RetrainingSet, manifest: dict[str, Any] | None = None) -> list[Sample]:
@@ -272,8 +280,11 @@ def adapt(model, corrections: Arrays, original: Arrays | None, settings: Finetun
     if settings.epochs:
         config = FitConfig(epochs=settings.epochs, batch_size=min(settings.batch_size, len(train[0])), learning_rate=settings.learning_rate,
                            warmup_epochs=0, patience=settings.epochs, seed=settings.seed)
-        summary.update(fit(model, make_loss(settings.loss), train, val, config, AUGMENT, Path(run_dir), report=report, verbose=verbose,
-                           report_batches=True))
+        with _consolidation(model, original, settings, tta, parent_threshold) as pulled:
+            summary.update(fit(model, make_loss(settings.loss), train, val, config, AUGMENT, Path(run_dir), report=report, verbose=verbose,
+                               report_batches=True))
+        if pulled:
+            summary["consolidated_variables"] = pulled
     if parent_weights is not None:
         interpolate_weights(model, parent_weights, settings.weight_average)
         summary["weight_average"] = settings.weight_average
@@ -281,6 +292,29 @@ def adapt(model, corrections: Arrays, original: Arrays | None, settings: Finetun
     if settings.choose_threshold:
         summary["threshold"], summary["threshold_dice"] = best_threshold(sigmoid(model_logits(model, images.astype(np.float32) / 255.0, tta)), masks)
     return summary
+
+
+FISHER_IMAGES = 64
+
+
+@contextmanager
+def _consolidation(model, original: Arrays | None, settings: FinetuneSettings, tta: bool, parent_threshold: float) -> Iterator[int]:
+    """EWC around the fit when ``settings.consolidation`` > 0 (yields the number of pulled variables,
+    0 when off): the Fisher diagonal of the trainable weights comes from up to :data:`FISHER_IMAGES`
+    original photographs against the parent's own masks of them."""
+    if not settings.consolidation:
+        yield 0
+        return
+    if original is None or not len(original[0]):
+        raise ValueError("consolidation needs original pairs (the photographs the parent was trained on) to weigh its weights")
+    from ..inference import sigmoid
+    from ..learn.losses import make_loss
+    from .consolidation import consolidated, fisher_diagonal
+
+    images = original[0][:FISHER_IMAGES].astype(np.float32) / 255.0
+    targets = (sigmoid(model_logits(model, images, tta)) > parent_threshold).astype(np.float32)
+    with consolidated(model, fisher_diagonal(model, images, targets, make_loss(settings.loss)), settings.consolidation) as pulled:
+        yield pulled
 
 
 def finetune(parent_bundle: str | Path, source: RetrainingSet | str | Path, out_dir: str | Path,
