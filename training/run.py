@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from glassbox_xai.data.layout import Sample, listed_samples
 from glassbox_xai.learn.dataset import load_pairs
@@ -30,6 +31,25 @@ def split_samples(recipe: Recipe, split: str, limit: int | None = None) -> list[
     return listed_samples(root, root / recipe.data[split], limit)
 
 
+def oversample(recipe: Recipe, train: list[Sample]) -> dict[str, Any] | None:
+    """The positions in ``train`` of the ids that the recipe's ``data.oversample.ids`` lists, and how
+    many times each is seen an epoch (None without ``oversample``).
+
+    Raises:
+        ValueError: a listed id is not in the training split (it could be a validation image).
+    """
+    spec = recipe.data.get("oversample")
+    if not spec:
+        return None
+    split = set((Path(recipe.data["root"]) / recipe.data["train"]).read_text().split())
+    ids = Path(spec["ids"]).read_text().split()
+    outside = [i for i in ids if i not in split]
+    if outside:
+        raise ValueError(f"{len(outside)} id(s) of {spec['ids']} are not in the training split {recipe.data['train']}, e.g. {outside[0]}")
+    position = {s.id: i for i, s in enumerate(train)}  # a smoke run's first N training images hold only some of them
+    return {"index": np.array([position[i] for i in ids if i in position], dtype=np.int64), "times": int(spec["times"])}
+
+
 def train_recipe(recipe: Recipe, runs: Path, limit: int | None = None, strategy=None) -> dict[str, Any]:
     """Fit the recipe's model (resuming when possible) and save it as ``runs/<name>/bundle``.
 
@@ -41,6 +61,11 @@ def train_recipe(recipe: Recipe, runs: Path, limit: int | None = None, strategy=
     size = recipe.model.input_size
     cache = runs / "cache"
     train_arrays = load_pairs(train, size, cache)
+    oversampled = oversample(recipe, train)
+    if oversampled:
+        repeat = np.concatenate([np.arange(len(train))] + [oversampled["index"]] * (oversampled["times"] - 1))
+        train_arrays = (train_arrays[0][repeat], train_arrays[1][repeat])
+        log.info("%s: %d listed training images seen %d times an epoch", recipe.name, len(oversampled["index"]), oversampled["times"])
     val_arrays = load_pairs(val, size, cache)
     log.info("%s: %d training and %d validation pairs at %d px", recipe.name, len(train), len(val), size)
 
@@ -72,6 +97,8 @@ def train_recipe(recipe: Recipe, runs: Path, limit: int | None = None, strategy=
             "n_images": len(train),
             "sha256": manifest_sha256(s.id for s in train),
             "validation": recipe.data["val"],
+            **({"oversampled": {"ids": str(recipe.data["oversample"]["ids"]), "n_images": len(oversampled["index"]),
+                                "times": oversampled["times"]}} if oversampled else {}),
         },
         validation_metrics={"dice_model_resolution": float(summary["best_val_dice"] or 0.0)},
         parent=parent_card.weights_sha256 if parent_card else None,

@@ -144,6 +144,10 @@ BAD = [
     ("input_size_not_divisible", _set("model", "input_size", value=100), "input_size 100 must be divisible by 2**depth = 16"),
     ("model_unknown_key", _set("model", "width", value=3), "unknown model config keys ['width']"),
     ("model_bad_dropout", _set("model", "dropout", value=1.0), "dropout must be a number in [0, 1)"),
+    ("oversample_without_times", _set("data", "oversample", value={"ids": "hard.txt"}), "data.oversample needs exactly 'ids'"),
+    ("oversample_not_a_mapping", _set("data", "oversample", value="hard.txt"), "data.oversample needs exactly 'ids'"),
+    ("oversample_once", _set("data", "oversample", value={"ids": "hard.txt", "times": 1}), "times must be a whole number of 2 or more, got 1"),
+    ("oversample_fraction", _set("data", "oversample", value={"ids": "hard.txt", "times": 2.5}), "got 2.5"),
 ]
 
 
@@ -265,3 +269,20 @@ def test_the_resolution_lever_is_the_shipped_chain_at_192_px_with_context(recipe
         shipped = recipes[name]
         assert recipe.model == replace(shipped.model, input_size=192, context="pool")
         assert (recipe.parent, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (shipped.parent, shipped.loss, shipped.fit, shipped.augment, shipped.data)
+
+
+def test_the_hard_images_lever_is_the_control_with_only_listed_training_images_seen_more(recipes):
+    """training/configs/levers/hard/: the control's artefacts and dice stages with the dev_train
+    images listed by training.hard_ids seen 3 times an epoch; the list holds training ids only."""
+    controls = {stage: load_recipe(CONFIGS / "levers" / "context" / f"control_{stage}.yaml") for stage in ("artefacts", "dice")}
+    chain = {p.stem: load_recipe(p) for p in sorted((CONFIGS / "levers" / "hard").glob("*.yaml"))}
+    assert sorted(chain) == ["hard_artefacts", "hard_dice"]
+    assert chain["hard_artefacts"].parent == "dice" and chain["hard_dice"].parent == "hard_artefacts"
+    for stage, control in controls.items():
+        recipe = chain[f"hard_{stage}"]
+        data = dict(recipe.data)
+        oversample = data.pop("oversample")
+        assert oversample["times"] == 3 and data == control.data
+        assert (recipe.variant, recipe.model, recipe.loss, recipe.fit, recipe.augment) == (control.variant, control.model, control.loss, control.fit, control.augment)
+        listed = (CONFIGS.parents[1] / oversample["ids"]).read_text().split()
+        assert 0 < len(listed) == len(set(listed))

@@ -27,6 +27,9 @@ def test_train_then_evaluate_writes_bundle_and_report(tmp_path):
         "fit": {"epochs": 2, "batch_size": 8, "learning_rate": 0.003, "warmup_epochs": 0, "seed": 3},
         "augment": {"horizontal_flip": {"p": 0.5}},
     }
+    train_ids = (ISIC / "dev_train.txt").read_text().split()
+    (tmp_path / "hard.txt").write_text(f"{train_ids[3]}\n{train_ids[40]}\n")  # the second is beyond --limit 16
+    recipe["data"]["oversample"] = {"ids": str(tmp_path / "hard.txt"), "times": 3}
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(recipe))
     runs, copy = tmp_path / "runs", tmp_path / "reports"
@@ -36,6 +39,8 @@ def test_train_then_evaluate_writes_bundle_and_report(tmp_path):
     assert json.loads(done.stdout[done.stdout.index("{"):])["epochs_run"] == 2
     bundle = load_bundle(runs / "tiny" / "bundle")
     assert bundle.card.variant == "dice" and bundle.card.training_data["n_images"] == 16
+    assert bundle.card.training_data["oversampled"] == {"ids": str(tmp_path / "hard.txt"), "n_images": 1, "times": 3}
+    assert "1 listed training images seen 3 times an epoch" in done.stderr
 
     done = subprocess.run([sys.executable, "-m", "training.evaluate", "--run", str(runs / "tiny"), "--config", str(config),
                            "--copy-to", str(copy), "--limit", "6"], cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -116,3 +121,26 @@ def test_paired_comparison_of_two_per_image_files(tmp_path, capsys):
     (tmp_path / "bad.csv").write_text("name,score\nx,1\n")
     with pytest.raises(ValueError, match="expected a per_image.csv with columns 'id' and 'dice'"):
         read_scores(tmp_path / "bad.csv")
+
+
+def test_oversampling_lists_only_training_images_and_the_hardest_first(tmp_path):
+    import numpy as np
+
+    from glassbox_xai.data.layout import listed_samples
+    from glassbox_xai.learn.recipe import load_recipe
+    from training.hard_ids import hard_ids
+    from training.run import oversample
+
+    train_ids, val_ids = ((ISIC / f"dev_{s}.txt").read_text().split() for s in ("train", "val"))
+    recipe = load_recipe(ROOT / "training" / "configs" / "levers" / "hard" / "hard_artefacts.yaml")
+    recipe.data = {**recipe.data, "root": str(ISIC), "oversample": {"ids": str(tmp_path / "hard.txt"), "times": 2}}
+    train = listed_samples(ISIC, ISIC / "dev_train.txt", 8)
+    (tmp_path / "hard.txt").write_text(f"{train_ids[5]}\n{train_ids[2]}\n{train_ids[100]}\n")
+    picked = oversample(recipe, train)
+    assert picked["times"] == 2 and picked["index"].tolist() == [5, 2]  # the first 8 hold two of the three
+    (tmp_path / "hard.txt").write_text(f"{train_ids[5]}\n{val_ids[0]}\n")
+    with pytest.raises(ValueError, match=f"1 id\\(s\\) of .*hard.txt are not in the training split dev_train.txt, e.g. {val_ids[0]}"):
+        oversample(recipe, train)
+    recipe.data.pop("oversample")
+    assert oversample(recipe, train) is None
+    assert hard_ids(["a", "b", "c", "d"], np.array([0.9, 0.5, 0.79, 0.5]), 0.8) == ["b", "d", "c"]

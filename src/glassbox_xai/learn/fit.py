@@ -96,12 +96,17 @@ class ProgressCallback(keras.callbacks.Callback):
         self.report(epoch + 1, self.epochs, dict(logs or {}))
 
 
-def mean_dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Mean over images of the per-image Dice (1.0 when both masks are empty)."""
-    pred, truth = pred.reshape(len(pred), -1), truth.reshape(len(truth), -1)
+def per_image_dice(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """The Dice of each image's boolean mask against its truth (1.0 when both are empty)."""
+    pred, truth = pred.reshape(len(pred), -1).astype(bool), truth.reshape(len(truth), -1).astype(bool)
     tp = np.sum(pred & truth, axis=1)
     denom = pred.sum(axis=1) + truth.sum(axis=1)
-    return float(np.mean(np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 1.0)))
+    return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 1.0)
+
+
+def mean_dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Mean over images of the per-image Dice (1.0 when both masks are empty)."""
+    return float(np.mean(per_image_dice(pred, truth)))
 
 
 def fit(

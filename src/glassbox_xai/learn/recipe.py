@@ -31,7 +31,7 @@ class Recipe:
     name: str
     variant: str
     model: ModelConfig
-    data: dict[str, str]
+    data: dict[str, Any]
     loss: dict[str, Any]
     fit: FitConfig
     augment: dict[str, Any]
@@ -73,6 +73,8 @@ def _build(raw: dict[str, Any], path: Path) -> Recipe:
     for key in ("root", "train", "val"):
         if key not in data:
             raise RecipeError(f"recipe {path}: data needs {key!r}")
+    if "oversample" in data:
+        _check_oversample(data["oversample"], path)
     loss = raw["loss"] if isinstance(raw["loss"], dict) else {"name": raw["loss"]}
     make_loss(loss)  # raises for an unknown loss or parameter
     augment = raw.get("augment") or {}
@@ -93,3 +95,13 @@ def _build(raw: dict[str, Any], path: Path) -> Recipe:
         notes=str(raw.get("notes", "")),
         source=path,
     )
+
+
+def _check_oversample(spec: Any, path: Path) -> None:
+    """``data.oversample``: ``{ids: <list file of training ids>, times: <2 or more>}``, each listed
+    training image seen ``times`` times an epoch (see ``training/hard_ids.py``)."""
+    if not isinstance(spec, dict) or set(spec) != {"ids", "times"}:
+        raise RecipeError(f"recipe {path}: data.oversample needs exactly 'ids' (a list file of training ids) and 'times', got {spec!r}")
+    times = spec["times"]
+    if isinstance(times, bool) or not isinstance(times, int) or times < 2:
+        raise RecipeError(f"recipe {path}: data.oversample.times must be a whole number of 2 or more, got {times!r}")
