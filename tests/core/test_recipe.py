@@ -247,15 +247,19 @@ def test_the_capacity_lever_is_the_shipped_chain_with_only_more_filters(recipes)
         assert (recipe.parent, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (shipped.parent, shipped.loss, shipped.fit, shipped.augment, shipped.data)
 
 
+def _beside_the_control(folder: str, arm: str) -> list[tuple[Recipe, Recipe]]:
+    """(lever stage, control stage) for the artefacts and dice stages of ``levers/<folder>/<arm>_*.yaml``,
+    after checking that they are exactly those two, from the shipped dice model and then from each other."""
+    chain = {p.stem: load_recipe(p) for p in sorted((CONFIGS / "levers" / folder).glob("*.yaml"))}
+    assert sorted(chain) == [f"{arm}_artefacts", f"{arm}_dice"]
+    assert chain[f"{arm}_artefacts"].parent == "dice" and chain[f"{arm}_dice"].parent == f"{arm}_artefacts"
+    return [(chain[f"{arm}_{stage}"], load_recipe(CONFIGS / "levers" / "context" / f"control_{stage}.yaml")) for stage in ("artefacts", "dice")]
+
+
 def test_the_width_lever_repeats_the_control_with_only_more_filters(recipes):
     """training/configs/levers/width/: the control's artefacts and dice stages (from the shipped dice
     model, which training/grow.py widens), with 24 base filters and nothing else changed."""
-    controls = {stage: load_recipe(CONFIGS / "levers" / "context" / f"control_{stage}.yaml") for stage in ("artefacts", "dice")}
-    chain = {p.stem: load_recipe(p) for p in sorted((CONFIGS / "levers" / "width").glob("*.yaml"))}
-    assert sorted(chain) == ["width24_artefacts", "width24_dice"]
-    assert chain["width24_artefacts"].parent == "dice" and chain["width24_dice"].parent == "width24_artefacts"
-    for stage, control in controls.items():
-        recipe = chain[f"width24_{stage}"]
+    for recipe, control in _beside_the_control("width", "width24"):
         assert recipe.model == replace(control.model, base_filters=24)
         assert (recipe.variant, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (control.variant, control.loss, control.fit, control.augment, control.data)
 
@@ -274,12 +278,7 @@ def test_the_resolution_lever_is_the_shipped_chain_at_192_px_with_context(recipe
 def test_the_hard_images_lever_is_the_control_with_only_listed_training_images_seen_more(recipes):
     """training/configs/levers/hard/: the control's artefacts and dice stages with the dev_train
     images listed by training.hard_ids seen 3 times an epoch; the list holds training ids only."""
-    controls = {stage: load_recipe(CONFIGS / "levers" / "context" / f"control_{stage}.yaml") for stage in ("artefacts", "dice")}
-    chain = {p.stem: load_recipe(p) for p in sorted((CONFIGS / "levers" / "hard").glob("*.yaml"))}
-    assert sorted(chain) == ["hard_artefacts", "hard_dice"]
-    assert chain["hard_artefacts"].parent == "dice" and chain["hard_dice"].parent == "hard_artefacts"
-    for stage, control in controls.items():
-        recipe = chain[f"hard_{stage}"]
+    for recipe, control in _beside_the_control("hard", "hard"):
         data = dict(recipe.data)
         oversample = data.pop("oversample")
         assert oversample["times"] == 3 and data == control.data
