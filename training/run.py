@@ -13,6 +13,7 @@ import numpy as np
 
 from glassbox_xai.data.layout import Sample, listed_samples
 from glassbox_xai.learn.dataset import load_pairs
+from glassbox_xai.learn.deep_supervision import supervised
 from glassbox_xai.learn.fit import fit
 from glassbox_xai.learn.losses import describe_loss, make_loss
 from glassbox_xai.learn.recipe import Recipe
@@ -85,7 +86,9 @@ def train_recipe(recipe: Recipe, runs: Path, limit: int | None = None, strategy=
                 raise ValueError(f"recipe {recipe.source}: model config differs from parent {recipe.parent}'s {parent.config}")
         else:
             model = build_attention_unet(recipe.model)
-        summary = fit(model, make_loss(recipe.loss), train_arrays, val_arrays, recipe.fit, recipe.augment, run_dir)
+        trained, loss_weights = supervised(model, recipe.deep_supervision) if recipe.deep_supervision else (model, None)
+        # with deep supervision the wrapper fits (and checkpoints) the auxiliary heads too; `model` shares its layers
+        summary = fit(trained, make_loss(recipe.loss), train_arrays, val_arrays, recipe.fit, recipe.augment, run_dir, loss_weights=loss_weights)
 
     card = ModelCard(
         variant=recipe.variant,
@@ -99,6 +102,7 @@ def train_recipe(recipe: Recipe, runs: Path, limit: int | None = None, strategy=
             "validation": recipe.data["val"],
             **({"oversampled": {"ids": str(recipe.data["oversample"]["ids"]), "n_images": len(oversampled["index"]),
                                 "times": oversampled["times"]}} if oversampled else {}),
+            **({"deep_supervision_weights": list(recipe.deep_supervision)} if recipe.deep_supervision else {}),
         },
         validation_metrics={"dice_model_resolution": float(summary["best_val_dice"] or 0.0)},
         parent=parent_card.weights_sha256 if parent_card else None,

@@ -148,6 +148,9 @@ BAD = [
     ("oversample_not_a_mapping", _set("data", "oversample", value="hard.txt"), "data.oversample needs exactly 'ids'"),
     ("oversample_once", _set("data", "oversample", value={"ids": "hard.txt", "times": 1}), "times must be a whole number of 2 or more, got 1"),
     ("oversample_fraction", _set("data", "oversample", value={"ids": "hard.txt", "times": 2.5}), "got 2.5"),
+    ("deep_supervision_too_many", _set("deep_supervision", value=[0.5, 0.4, 0.3, 0.2]), "deep_supervision must list up to 3 non-negative"),
+    ("deep_supervision_negative", _set("deep_supervision", value=[-0.5]), "(decoder stages 1..3), got [-0.5]"),
+    ("deep_supervision_not_a_list", _set("deep_supervision", value=0.5), "got 0.5"),
 ]
 
 

@@ -30,6 +30,7 @@ def test_train_then_evaluate_writes_bundle_and_report(tmp_path):
     train_ids = (ISIC / "dev_train.txt").read_text().split()
     (tmp_path / "hard.txt").write_text(f"{train_ids[3]}\n{train_ids[40]}\n")  # the second is beyond --limit 16
     recipe["data"]["oversample"] = {"ids": str(tmp_path / "hard.txt"), "times": 3}
+    recipe["deep_supervision"] = [0.5]  # trains with an auxiliary half-size mask; the bundle stays the plain network
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(recipe))
     runs, copy = tmp_path / "runs", tmp_path / "reports"
@@ -41,6 +42,7 @@ def test_train_then_evaluate_writes_bundle_and_report(tmp_path):
     assert bundle.card.variant == "dice" and bundle.card.training_data["n_images"] == 16
     assert bundle.card.training_data["oversampled"] == {"ids": str(tmp_path / "hard.txt"), "n_images": 1, "times": 3}
     assert "1 listed training images seen 3 times an epoch" in done.stderr
+    assert bundle.card.training_data["deep_supervision_weights"] == [0.5] and len(bundle.model.outputs) == 1
 
     done = subprocess.run([sys.executable, "-m", "training.evaluate", "--run", str(runs / "tiny"), "--config", str(config),
                            "--copy-to", str(copy), "--limit", "6"], cwd=ROOT, capture_output=True, text=True, timeout=600)

@@ -71,6 +71,8 @@ class ValidationDice(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logits = self.model.predict(self.images, batch_size=self.batch_size, verbose=0)
+        if isinstance(logits, (list, tuple)):  # deep supervision: the first output is the mask's
+            logits = logits[0]
         if logs is not None:
             logs["val_dice"] = mean_dice(logits > 0, self.masks)
 
@@ -120,11 +122,14 @@ def fit(
     report: Callable[[int, int, dict], None] | None = None,
     verbose: int = 2,
     report_batches: bool = False,
+    loss_weights: list[float] | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` in place, resuming from ``run_dir`` if an earlier run was cut off.
 
     ``report(epoch, epochs, logs)`` is called after each epoch; with ``report_batches`` also
-    after each batch (see :class:`ProgressCallback`).
+    after each batch (see :class:`ProgressCallback`). A model with several outputs (deep
+    supervision, :mod:`.deep_supervision`) fits each to the mask with ``loss_weights``; the
+    first is the one validated.
     Returns a summary: best validation Dice and its epoch, epochs run, history.
     The best weights are loaded into ``model`` before returning.
     """
@@ -132,11 +137,17 @@ def fit(
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     steps = max(1, len(train[0]) // config.batch_size)
-    model.compile(optimizer=_optimizer(config, steps), loss=loss, jit_compile=False)
+    outputs = len(model.outputs)
+    if (loss_weights is not None or outputs > 1) and len(loss_weights or ()) != outputs:
+        raise ValueError(f"the model has {outputs} output(s); expected as many loss weights, got {loss_weights}")
+    model.compile(optimizer=_optimizer(config, steps), loss=[loss] * outputs if outputs > 1 else loss,
+                  loss_weights=loss_weights if outputs > 1 else None, jit_compile=False)
     done = read_log(run_dir / "log.csv")
     start_epoch = len(done)
     best_so_far = max((row.get("val_dice", -np.inf) for row in done), default=None)
     data = train_dataset(*train, config.batch_size, augment, config.seed, start_epoch=start_epoch, epochs=config.epochs)
+    if outputs > 1:
+        data = data.map(lambda x, y: (x, (y,) * outputs))
     val_x, val_y = eval_arrays(*val)
     callbacks = [
         ValidationDice(val_x, val_y, config.batch_size),

@@ -19,7 +19,7 @@ from .augment import AugmentConfigError, resolve
 from .fit import FitConfig
 from .losses import make_loss
 
-KEYS = {"name", "variant", "model", "data", "loss", "fit", "augment", "parent", "threshold", "notes"}
+KEYS = {"name", "variant", "model", "data", "loss", "fit", "augment", "parent", "threshold", "notes", "deep_supervision"}
 
 
 class RecipeError(ValueError):
@@ -38,6 +38,7 @@ class Recipe:
     parent: str | None = None
     threshold: float = 0.5
     notes: str = ""
+    deep_supervision: tuple[float, ...] = ()
     source: Path | None = field(default=None, compare=False)
 
 
@@ -82,10 +83,15 @@ def _build(raw: dict[str, Any], path: Path) -> Recipe:
     threshold = float(raw.get("threshold", 0.5))
     if not 0.0 < threshold < 1.0:
         raise RecipeError(f"recipe {path}: threshold must be in (0, 1), got {threshold}")
+    model = ModelConfig.from_dict(raw["model"])
+    deep = raw.get("deep_supervision") or []
+    if not isinstance(deep, list) or len(deep) > model.depth - 1 or any(isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 for w in deep):
+        raise RecipeError(f"recipe {path}: deep_supervision must list up to {model.depth - 1} non-negative loss weights "
+                          f"(decoder stages 1..{model.depth - 1}), got {deep!r}")
     return Recipe(
         name=str(raw["name"]),
         variant=raw["variant"],
-        model=ModelConfig.from_dict(raw["model"]),
+        model=model,
         data=data,
         loss=loss,
         fit=FitConfig(**raw["fit"]),
@@ -93,6 +99,7 @@ def _build(raw: dict[str, Any], path: Path) -> Recipe:
         parent=raw.get("parent"),
         threshold=threshold,
         notes=str(raw.get("notes", "")),
+        deep_supervision=tuple(float(w) for w in deep),
         source=path,
     )
 
