@@ -288,3 +288,11 @@ def test_the_hard_images_lever_is_the_control_with_only_listed_training_images_s
         assert (recipe.variant, recipe.model, recipe.loss, recipe.fit, recipe.augment) == (control.variant, control.model, control.loss, control.fit, control.augment)
         listed = (CONFIGS.parents[1] / oversample["ids"]).read_text().split()
         assert 0 < len(listed) == len(set(listed))
+
+
+def test_the_deep_supervision_lever_is_the_control_with_only_auxiliary_masks():
+    """training/configs/levers/deep/: the control's artefacts and dice stages, deeply supervised."""
+    for recipe, control in _beside_the_control("deep", "deep"):
+        assert recipe.deep_supervision == (0.5, 0.25, 0.125) and control.deep_supervision == ()
+        assert (recipe.variant, recipe.model, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (
+            control.variant, control.model, control.loss, control.fit, control.augment, control.data)
