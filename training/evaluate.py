@@ -91,6 +91,9 @@ def choose(variant: str, table: dict[tuple[bool, bool, float], dict]) -> tuple[b
 
 
 def evaluate_run(run: Path, recipe, copy_to: Path | None, limit: int | None = None) -> dict:
+    """Sweep, choose by the recipe's variant rule, report and write the card of ``run``'s bundle. The
+    report names its rows after the run folder, so a run scored with another run's recipe (a weight
+    average) keeps its own name."""
     from glassbox_xai.data.io import read_image, read_mask
     from glassbox_xai.evaluation import evaluate_model
     from glassbox_xai.inference import Segmenter
@@ -112,7 +115,7 @@ def evaluate_run(run: Path, recipe, copy_to: Path | None, limit: int | None = No
     report_dir.mkdir(parents=True, exist_ok=True)
     rows = {f"tta={'on' if k[0] else 'off'} post={'on' if k[1] else 'off'} t={k[2]:.2f}": v for k, v in table.items() if k[2] == 0.5 or k == (tta, postprocess, threshold)}
     (report_dir / "ablation.md").write_text(
-        f"# {recipe.name}: dev_val ({len(samples)} images, 512 px masks), macro averages\n\n"
+        f"# {run.name}: dev_val ({len(samples)} images, 512 px masks), macro averages\n\n"
         + metric_table(rows)
         + f"\n\nChosen ({recipe.variant} rule): tta={tta}, postprocess={postprocess}, threshold={threshold:.2f}\n"
     )
@@ -129,7 +132,7 @@ def evaluate_run(run: Path, recipe, copy_to: Path | None, limit: int | None = No
         image = read_image(by_index[i].image)
         return image, read_mask(by_index[i].mask), segmenter.predict(image).mask
 
-    summary = write_report(report_dir, recipe.name, evaluation, load_panel, read_log(run / "log.csv"))
+    summary = write_report(report_dir, run.name, evaluation, load_panel, read_log(run / "log.csv"))
     card = replace(
         bundle.card,
         threshold=float(threshold),
