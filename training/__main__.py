@@ -46,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
 
         keras.mixed_precision.set_global_policy("mixed_float16")
     strategy = tf.distribute.MirroredStrategy() if args.multi_gpu else None
-    summary = train_recipe(recipe, args.runs, limit=args.limit, strategy=strategy)
+    try:
+        summary = train_recipe(recipe, args.runs, limit=args.limit, strategy=strategy)
+    except RecipeError as exc:  # a value only checkable against the data, e.g. an oversampled id outside the training split
+        print(f"training: error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     return 0
 

@@ -16,7 +16,7 @@ from glassbox_xai.learn.dataset import load_pairs
 from glassbox_xai.learn.deep_supervision import supervised
 from glassbox_xai.learn.fit import fit
 from glassbox_xai.learn.losses import describe_loss, make_loss
-from glassbox_xai.learn.recipe import Recipe
+from glassbox_xai.learn.recipe import Recipe, RecipeError
 from glassbox_xai.model.attention_unet import build_attention_unet
 from glassbox_xai.model.bundle import load_bundle, save_bundle
 from glassbox_xai.model.card import ModelCard, manifest_sha256
@@ -37,7 +37,7 @@ def oversample(recipe: Recipe, train: list[Sample]) -> dict[str, Any] | None:
     many times each is seen an epoch (None without ``oversample``).
 
     Raises:
-        ValueError: a listed id is not in the training split (it could be a validation image).
+        RecipeError: a listed id is not in the training split (it could be a validation image).
     """
     spec = recipe.data.get("oversample")
     if not spec:
@@ -46,7 +46,8 @@ def oversample(recipe: Recipe, train: list[Sample]) -> dict[str, Any] | None:
     ids = Path(spec["ids"]).read_text().split()
     outside = [i for i in ids if i not in split]
     if outside:
-        raise ValueError(f"{len(outside)} id(s) of {spec['ids']} are not in the training split {recipe.data['train']}, e.g. {outside[0]}")
+        raise RecipeError(f"recipe {recipe.source}: {len(outside)} id(s) of {spec['ids']} are not in the training split "
+                          f"{recipe.data['train']}, e.g. {outside[0]}")
     position = {s.id: i for i, s in enumerate(train)}  # a smoke run's first N training images hold only some of them
     return {"index": np.array([position[i] for i in ids if i in position], dtype=np.int64), "times": int(spec["times"])}
 

@@ -148,6 +148,7 @@ BAD = [
     ("oversample_not_a_mapping", _set("data", "oversample", value="hard.txt"), "data.oversample needs exactly 'ids'"),
     ("oversample_once", _set("data", "oversample", value={"ids": "hard.txt", "times": 1}), "times must be a whole number of 2 or more, got 1"),
     ("oversample_fraction", _set("data", "oversample", value={"ids": "hard.txt", "times": 2.5}), "got 2.5"),
+    ("oversample_missing_list", _set("data", "oversample", value={"ids": "no/such/hard.txt", "times": 2}), "no/such/hard.txt is not a file (one training id a line; relative to the recipe's folder)"),
     ("deep_supervision_too_many", _set("deep_supervision", value=[0.5, 0.4, 0.3, 0.2]), "deep_supervision must list up to 3 non-negative"),
     ("deep_supervision_negative", _set("deep_supervision", value=[-0.5]), "(decoder stages 1..3), got [-0.5]"),
     ("deep_supervision_not_a_list", _set("deep_supervision", value=0.5), "got 0.5"),
@@ -286,7 +287,8 @@ def test_the_hard_images_lever_is_the_control_with_only_listed_training_images_s
         oversample = data.pop("oversample")
         assert oversample["times"] == 3 and data == control.data
         assert (recipe.variant, recipe.model, recipe.loss, recipe.fit, recipe.augment) == (control.variant, control.model, control.loss, control.fit, control.augment)
-        listed = (CONFIGS.parents[1] / oversample["ids"]).read_text().split()
+        assert oversample["ids"] == str(CONFIGS / "levers" / "hard" / "dev_train_below08.txt")  # beside the recipes
+        listed = Path(oversample["ids"]).read_text().split()
         assert 0 < len(listed) == len(set(listed))
 
 

@@ -63,6 +63,19 @@ def test_bad_recipe_is_refused_with_its_name(tmp_path):
     assert done.returncode == 2 and f"recipe {bad}" in done.stderr and "missing key" in done.stderr
 
 
+def test_an_oversampled_validation_image_is_refused_before_training(tmp_path):
+    val_id = (ISIC / "dev_val.txt").read_text().split()[0]
+    (tmp_path / "hard.txt").write_text(f"{val_id}\n")
+    recipe = yaml.safe_load((ROOT / "training" / "configs" / "levers" / "hard" / "hard_artefacts.yaml").read_text())
+    recipe["data"].update(root=str(ISIC), oversample={"ids": "hard.txt", "times": 2})  # beside the recipe
+    config = tmp_path / "leak.yaml"
+    config.write_text(yaml.safe_dump(recipe))
+    done = subprocess.run([sys.executable, "-m", "training", "--config", str(config), "--runs", str(tmp_path / "runs"), "--limit", "8"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and f"recipe {config}: 1 id(s) of {tmp_path / 'hard.txt'} are not in the training split" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "runs" / "hard_artefacts").exists()
+
+
 def test_soup_averages_the_weights_of_models_of_one_architecture(tiny_bundle, tiny_config, tmp_path):
     """python -m training.soup writes one bundle whose every weight is the mean of its ingredients',
     names them in the card, and refuses models of different architectures."""
@@ -129,7 +142,7 @@ def test_oversampling_lists_only_training_images_and_the_hardest_first(tmp_path)
     import numpy as np
 
     from glassbox_xai.data.layout import listed_samples
-    from glassbox_xai.learn.recipe import load_recipe
+    from glassbox_xai.learn.recipe import RecipeError, load_recipe
     from training.hard_ids import hard_ids
     from training.run import oversample
 
@@ -141,7 +154,7 @@ def test_oversampling_lists_only_training_images_and_the_hardest_first(tmp_path)
     picked = oversample(recipe, train)
     assert picked["times"] == 2 and picked["index"].tolist() == [5, 2]  # the first 8 hold two of the three
     (tmp_path / "hard.txt").write_text(f"{train_ids[5]}\n{val_ids[0]}\n")
-    with pytest.raises(ValueError, match=f"1 id\\(s\\) of .*hard.txt are not in the training split dev_train.txt, e.g. {val_ids[0]}"):
+    with pytest.raises(RecipeError, match=f"1 id\\(s\\) of .*hard.txt are not in the training split dev_train.txt, e.g. {val_ids[0]}"):
         oversample(recipe, train)
     recipe.data.pop("oversample")
     assert oversample(recipe, train) is None

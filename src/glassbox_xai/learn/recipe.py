@@ -75,7 +75,7 @@ def _build(raw: dict[str, Any], path: Path) -> Recipe:
         if key not in data:
             raise RecipeError(f"recipe {path}: data needs {key!r}")
     if "oversample" in data:
-        _check_oversample(data["oversample"], path)
+        data["oversample"] = _check_oversample(data["oversample"], path)
     loss = raw["loss"] if isinstance(raw["loss"], dict) else {"name": raw["loss"]}
     make_loss(loss)  # raises for an unknown loss or parameter
     augment = raw.get("augment") or {}
@@ -104,11 +104,16 @@ def _build(raw: dict[str, Any], path: Path) -> Recipe:
     )
 
 
-def _check_oversample(spec: Any, path: Path) -> None:
+def _check_oversample(spec: Any, path: Path) -> dict[str, Any]:
     """``data.oversample``: ``{ids: <list file of training ids>, times: <2 or more>}``, each listed
-    training image seen ``times`` times an epoch (see ``training/hard_ids.py``)."""
+    training image seen ``times`` times an epoch (see ``training/hard_ids.py``). Returns it with
+    ``ids`` resolved: a relative path is taken from the recipe's folder."""
     if not isinstance(spec, dict) or set(spec) != {"ids", "times"}:
         raise RecipeError(f"recipe {path}: data.oversample needs exactly 'ids' (a list file of training ids) and 'times', got {spec!r}")
     times = spec["times"]
     if isinstance(times, bool) or not isinstance(times, int) or times < 2:
         raise RecipeError(f"recipe {path}: data.oversample.times must be a whole number of 2 or more, got {times!r}")
+    ids = path.parent / str(spec["ids"])  # an absolute ids path stays as it is
+    if not ids.is_file():
+        raise RecipeError(f"recipe {path}: data.oversample.ids {ids} is not a file (one training id a line; relative to the recipe's folder)")
+    return {"ids": str(ids), "times": times}
