@@ -140,8 +140,7 @@ class Runner:
 
     def __init__(self, bundle: Path, ph2: Domain, isic_mix: tuple | None, isic_check: Domain | None, work: Path, passes: int = 0,
                  scores: dict[str, float] | None = None):
-        from glassbox_xai.hitl.finetune import THRESHOLDS, model_logits
-        from glassbox_xai.inference import sigmoid
+        from glassbox_xai.hitl.finetune import THRESHOLDS, model_probabilities
         from glassbox_xai.model.bundle import load_bundle
 
         self.bundle, self.ph2, self.isic_mix, self.isic_check, self.work = bundle, ph2, isic_mix, isic_check, work
@@ -151,7 +150,7 @@ class Runner:
         self.thresholds = [float(t) for t in THRESHOLDS]
         everything = np.arange(len(ph2.samples))
         self.parent_table = dice_table(parent.model, ph2, everything, self.thresholds + [self.card.threshold], self.tta)
-        self.parent_prob = sigmoid(model_logits(parent.model, ph2.images.astype(np.float32) / 255.0, self.tta))
+        self.parent_prob = model_probabilities(parent.model, ph2.images, self.tta)
         self.parent_isic = None
         if isic_check is not None:
             self.parent_isic = native_dice(parent.model, isic_check, np.arange(len(isic_check.samples)), self.card.threshold, self.tta)

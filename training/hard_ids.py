@@ -36,8 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--below must be in (0, 1], got {args.below}")
 
     from glassbox_xai.data.layout import listed_samples
-    from glassbox_xai.hitl.finetune import model_logits
-    from glassbox_xai.inference import sigmoid
+    from glassbox_xai.hitl.finetune import model_probabilities
     from glassbox_xai.learn.dataset import load_pairs
     from glassbox_xai.learn.fit import per_image_dice
     from glassbox_xai.model.bundle import load_bundle
@@ -45,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     bundle = load_bundle(args.bundle)
     samples = listed_samples(args.data, args.data / args.split, args.limit)
     images, masks = load_pairs(samples, bundle.config.input_size)
-    probabilities = sigmoid(model_logits(bundle.model, images.astype(np.float32) / 255.0, tta=False))
-    dice = per_image_dice(probabilities > bundle.card.threshold, masks)
+    dice = per_image_dice(model_probabilities(bundle.model, images, tta=False) > bundle.card.threshold, masks)
     listed = hard_ids([s.id for s in samples], dice, args.below)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("".join(f"{i}\n" for i in listed))

@@ -223,6 +223,13 @@ def model_logits(model, images: np.ndarray, tta: bool, batch_size: int = 16) -> 
     return out
 
 
+def model_probabilities(model, images: np.ndarray, tta: bool) -> np.ndarray:
+    """Lesion probabilities (N, size, size) of uint8 photographs at model resolution (:func:`model_logits`)."""
+    from ..inference import sigmoid
+
+    return sigmoid(model_logits(model, images.astype(np.float32) / 255.0, tta))
+
+
 def interpolate_weights(model, start: list[np.ndarray], share: float) -> None:
     """Set ``model``'s weights to ``share * current + (1 - share) * start`` (floating-point weights;
     any other kind of variable keeps its current value)."""
@@ -250,7 +257,6 @@ def adapt(model, corrections: Arrays, original: Arrays | None, settings: Finetun
     mixed with ``original`` pairs; returns the fit summary plus the chosen ``threshold`` (or None).
     With ``settings.original_targets == "parent"`` the original pairs' masks are replaced by the
     model's own (before fitting) at ``parent_threshold``."""
-    from ..inference import sigmoid
     from ..learn.fit import FitConfig, fit
     from ..learn.losses import make_loss
 
@@ -266,8 +272,7 @@ def adapt(model, corrections: Arrays, original: Arrays | None, settings: Finetun
         pick = rng.choice(len(original[0]), size=take, replace=False)
         kept = original[1][pick]
         if settings.original_targets == "parent":
-            probabilities = sigmoid(model_logits(model, original[0][pick].astype(np.float32) / 255.0, tta))
-            kept = (probabilities > parent_threshold).astype(original[1].dtype)
+            kept = (model_probabilities(model, original[0][pick], tta) > parent_threshold).astype(original[1].dtype)
         train = (np.concatenate([train[0], original[0][pick]]), np.concatenate([train[1], kept]))
     summary: dict[str, Any] = {"n_corrections_trained": len(train_idx), "n_validation": int(n_val),
                                "n_original_mixed": len(train[0]) - len(train_idx)}
@@ -291,7 +296,7 @@ def adapt(model, corrections: Arrays, original: Arrays | None, settings: Finetun
         summary["weight_average"] = settings.weight_average
     summary["threshold"] = None
     if settings.choose_threshold:
-        summary["threshold"], summary["threshold_dice"] = best_threshold(sigmoid(model_logits(model, images.astype(np.float32) / 255.0, tta)), masks)
+        summary["threshold"], summary["threshold_dice"] = best_threshold(model_probabilities(model, images, tta), masks)
     return summary
 
 
@@ -308,13 +313,13 @@ def _consolidation(model, original: Arrays | None, settings: FinetuneSettings, t
         return
     if original is None or not len(original[0]):
         raise ValueError("consolidation needs original pairs (the photographs the parent was trained on) to weigh its weights")
-    from ..inference import sigmoid
     from ..learn.losses import make_loss
     from .consolidation import consolidated, fisher_diagonal
 
-    images = original[0][:FISHER_IMAGES].astype(np.float32) / 255.0
-    targets = (sigmoid(model_logits(model, images, tta)) > parent_threshold).astype(np.float32)
-    with consolidated(model, fisher_diagonal(model, images, targets, make_loss(settings.loss)), settings.consolidation) as pulled:
+    photographs = original[0][:FISHER_IMAGES]
+    targets = model_probabilities(model, photographs, tta) > parent_threshold
+    fisher = fisher_diagonal(model, photographs.astype(np.float32) / 255.0, targets, make_loss(settings.loss))
+    with consolidated(model, fisher, settings.consolidation) as pulled:
         yield pulled
 
 
