@@ -9,6 +9,7 @@ ISIC = DATA / "isic2018_task1_512"
 ISIC_IMAGES = ISIC / "ISIC2018_Task1-2_Training_Input"
 ISIC_MASKS = ISIC / "ISIC2018_Task1_Training_GroundTruth"
 NATIVE = DATA / "native_samples"
+PH2 = DATA / "ph2_shifted"
 
 
 def split_ids(name: str) -> list[str]:

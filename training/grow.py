@@ -2,7 +2,9 @@
 
 Two ways of growing the Attention U-Net are used by the issue-11 levers:
 
-- :func:`grow_context` adds the global-context block (zero-initialised) to a parent without it;
+- :func:`grow_context` adds the global-context block (zero-initialised) and/or the colour-
+  constancy input layer (no weights) to a parent without them (:func:`can_grow_blocks`); the
+  context block leaves the parent's function unchanged, the colour layer changes its input;
 - :func:`grow_width` widens every stage (``base_filters`` 16 -> 24, say). Each layer's old
   channels keep the parent's weights; the new output channels start from the fresh model's
   initialisation, and the weights from new input channels into old output channels start at
@@ -23,9 +25,20 @@ from glassbox_xai.model.attention_unet import build_attention_unet
 from glassbox_xai.model.config import ModelConfig
 
 
+def can_grow_blocks(parent: ModelConfig, child: ModelConfig) -> bool:
+    """Whether ``child`` is ``parent`` with the context block and/or the colour layer switched on."""
+    added = {key: getattr(child, key) for key in ("context", "colour")}
+    return (
+        child != parent
+        and replace(parent, **added) == child
+        and all(getattr(parent, key) in ("none", value) for key, value in added.items())
+    )
+
+
 def grow_context(parent: keras.Model, config: ModelConfig) -> keras.Model:
-    """A model of ``config`` (the parent's with a context block) holding every parent layer's
-    weights by name; the new block is zero-initialised, so it computes the parent's function."""
+    """A model of ``config`` (the parent's with a context block or colour layer) holding every
+    parent layer's weights by name; the context block is zero-initialised, so without the
+    colour layer the grown model computes the parent's function."""
     model = build_attention_unet(config)
     for layer in parent.layers:
         if layer.weights:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from glassbox_xai.model.attention_unet import build_attention_unet
 from glassbox_xai.model.bundle import load_bundle, save_bundle
 from glassbox_xai.model.card import ModelCard, manifest_sha256
 
-from .grow import can_grow_width, grow_context, grow_width
+from .grow import can_grow_blocks, can_grow_width, grow_context, grow_width
 
 log = logging.getLogger("training")
 
@@ -79,8 +78,8 @@ def train_recipe(recipe: Recipe, runs: Path, limit: int | None = None, strategy=
             parent_card = parent.card
             if parent.config == recipe.model:
                 model = parent.model
-            elif replace(parent.config, context=recipe.model.context) == recipe.model and parent.config.context == "none":
-                model = grow_context(parent.model, recipe.model)  # a block added to the parent: its weights start at zero
+            elif can_grow_blocks(parent.config, recipe.model):
+                model = grow_context(parent.model, recipe.model)  # blocks added to the parent: context starts at zero
             elif can_grow_width(parent.config, recipe.model):
                 model = grow_width(parent.model, recipe.model, parent.config)  # wider stages computing the parent's logits
             else:

@@ -298,3 +298,14 @@ def test_the_deep_supervision_lever_is_the_control_with_only_auxiliary_masks():
         assert recipe.deep_supervision == (0.5, 0.25, 0.125) and control.deep_supervision == ()
         assert (recipe.variant, recipe.model, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (
             control.variant, control.model, control.loss, control.fit, control.augment, control.data)
+
+
+def test_the_colour_lever_is_the_control_with_only_the_colour_layer():
+    """training/configs/levers/colour/: the control's artefacts and dice stages with colour
+    constancy as the network's first layer (model.colour), which grows from the shipped model."""
+    from training.grow import can_grow_blocks
+
+    for recipe, control in _beside_the_control("colour", "colour"):
+        assert recipe.model == replace(control.model, colour="shades_of_gray")
+        assert can_grow_blocks(control.model, recipe.model)
+        assert (recipe.variant, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (control.variant, control.loss, control.fit, control.augment, control.data)

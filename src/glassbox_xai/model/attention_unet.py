@@ -2,7 +2,9 @@
 
 The network takes RGB images in [0, 1] and returns per-pixel logits; the sigmoid
 is applied outside, so gradients of either can be taken from the same model.
-Only built-in Keras layers are used, so a saved model loads in Keras safe mode.
+Only built-in Keras layers are used, and with ``colour="shades_of_gray"`` the
+registered :class:`~glassbox_xai.model.colour.ShadesOfGray` (named ``input_colour``), so a
+saved model loads in Keras safe mode.
 
 Layer names follow the stage, so tools can list and group them::
 
@@ -26,6 +28,7 @@ import_tensorflow()  # Keras imports TensorFlow: through here, so its C++ start-
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
+from .colour import ShadesOfGray  # noqa: E402
 from .config import ModelConfig  # noqa: E402
 
 STAGES = ("encoder", "attention", "decoder", "output")
@@ -37,7 +40,7 @@ def build_attention_unet(config: ModelConfig) -> keras.Model:
     size = config.input_size
     inputs = keras.Input((size, size, config.in_channels), name="image")
     skips = []
-    x = inputs
+    x = ShadesOfGray(name="input_colour")(inputs) if config.colour == "shades_of_gray" else inputs
     for level in range(config.depth):
         x = _conv_block(x, _filters(config, level), f"encoder{level}", config, dropout=False)
         skips.append(x)

@@ -17,6 +17,7 @@ import_tensorflow()  # Keras imports TensorFlow: through here, so its C++ start-
 import keras  # noqa: E402
 
 from .card import CONFIG_FILE, WEIGHTS_FILE, BundleError, ModelCard, now_utc, sha256_file, software_versions, verify_bundle, write_card  # noqa: E402
+from .colour import ShadesOfGray  # noqa: E402,F401  (registers the layer before a bundle is loaded)
 from .config import ModelConfig  # noqa: E402
 
 

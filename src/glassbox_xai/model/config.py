@@ -14,6 +14,7 @@ from typing import Any
 
 NORMALIZATIONS = ("batch", "group", "none")
 CONTEXTS = ("none", "pool")
+COLOURS = ("none", "shades_of_gray")
 
 
 class ConfigError(ValueError):
@@ -41,6 +42,10 @@ class ModelConfig:
             from one without it computes the same function at first). Written to
             ``config.json`` only when not ``"none"``, so other bundles' files are
             as before.
+        colour: ``"none"``, or ``"shades_of_gray"``: the photograph's illuminant
+            (Shades of Gray, p = 6) divided out by the network's first layer
+            (``model/colour.py``), so every path into the network corrects it alike.
+            Written to ``config.json`` only when not ``"none"``.
     """
 
     input_size: int = 192
@@ -50,6 +55,7 @@ class ModelConfig:
     normalization: str = "batch"
     in_channels: int = 3
     context: str = "none"
+    colour: str = "none"
 
     def __post_init__(self) -> None:
         _check_int("input_size", self.input_size, 32, 1024)
@@ -65,16 +71,19 @@ class ModelConfig:
             )
         if self.context not in CONTEXTS:
             raise ConfigError(f"context must be one of {CONTEXTS}, got {self.context!r}")
+        if self.colour not in COLOURS:
+            raise ConfigError(f"colour must be one of {COLOURS}, got {self.colour!r}")
         if self.input_size % (2**self.depth):
             raise ConfigError(
                 f"input_size {self.input_size} must be divisible by 2**depth = {2**self.depth}"
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as a JSON-ready dict (``context`` only when it is not ``"none"``)."""
+        """The config as a JSON-ready dict (``context`` and ``colour`` only when not ``"none"``)."""
         data = asdict(self)
-        if data["context"] == "none":
-            del data["context"]
+        for key in ("context", "colour"):
+            if data[key] == "none":
+                del data[key]
         return data
 
     @classmethod
