@@ -28,6 +28,8 @@ import numpy as np
 from glassbox_xai.tf_import import import_tensorflow
 
 THRESHOLDS = tuple(np.round(np.arange(0.30, 0.701, 0.05), 2))
+SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
+SHIPPED_REPORTS = Path(__file__).resolve().parent / "reports"
 BALANCE = 0.01  # the balanced variant: macro precision and macro recall at most this far apart
 
 
@@ -35,16 +37,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True, help="run folder with bundle/ and log.csv")
     parser.add_argument("--config", type=Path, help="recipe (default: training/configs/<run name>.yaml)")
-    parser.add_argument("--copy-to", type=Path, default=Path("training/reports"), help="where the report is copied for the repository")
+    parser.add_argument("--copy-to", type=Path, help="folder the report is copied into, as <run name>/ (default: training/reports for "
+                        "the shipped recipes, training/configs/*.yaml; none for a lever's, whose run may share a shipped name)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N validation images (smoke runs)")
     args = parser.parse_args(argv)
     import_tensorflow()
     from glassbox_xai.learn.recipe import load_recipe
 
-    recipe = load_recipe(args.config or Path("training/configs") / f"{args.run.name}.yaml")
-    summary = evaluate_run(args.run, recipe, args.copy_to / args.run.name, limit=args.limit)
+    config = args.config or SHIPPED_CONFIGS / f"{args.run.name}.yaml"
+    recipe = load_recipe(config)
+    copy_root = args.copy_to or default_copy_root(config)
+    if copy_root is None:
+        print(f"{config} is not a shipped recipe: the report stays in {args.run / 'report'} (pass --copy-to to copy it)", file=sys.stderr)
+    summary = evaluate_run(args.run, recipe, copy_root / args.run.name if copy_root else None, limit=args.limit)
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def default_copy_root(config: Path) -> Path | None:
+    """training/reports for a shipped recipe (directly in training/configs/); None for any other,
+    so that a lever's run named like a shipped one (levers/r192/dice.yaml makes a run "dice") does
+    not replace the shipped model's report."""
+    return SHIPPED_REPORTS if config.resolve().parent == SHIPPED_CONFIGS.resolve() else None
 
 
 def sweep(segmenter, samples) -> dict[tuple[bool, bool, float], list]:

@@ -159,3 +159,15 @@ def test_oversampling_lists_only_training_images_and_the_hardest_first(tmp_path)
     recipe.data.pop("oversample")
     assert oversample(recipe, train) is None
     assert hard_ids(["a", "b", "c", "d"], np.array([0.9, 0.5, 0.79, 0.5]), 0.8) == ["b", "d", "c"]
+
+
+def test_only_a_shipped_recipes_report_is_copied_into_the_repository_by_default(tmp_path):
+    """A lever's run may be named like a shipped one (levers/r192/dice.yaml makes a run "dice"):
+    evaluating it must not replace training/reports/dice unless --copy-to asks for it."""
+    from training.evaluate import SHIPPED_REPORTS, default_copy_root
+
+    assert default_copy_root(ROOT / "training" / "configs" / "dice.yaml") == SHIPPED_REPORTS == ROOT / "training" / "reports"
+    assert default_copy_root(Path("training/configs/recall.yaml")) == SHIPPED_REPORTS  # relative to the repository root (the cwd here)
+    for lever in ("levers/r192/dice.yaml", "levers/lovasz.yaml"):
+        assert default_copy_root(ROOT / "training" / "configs" / lever) is None
+    assert default_copy_root(tmp_path / "dice.yaml") is None
