@@ -309,3 +309,15 @@ def test_the_colour_lever_is_the_control_with_only_the_colour_layer():
         assert recipe.model == replace(control.model, colour="shades_of_gray")
         assert can_grow_blocks(control.model, recipe.model)
         assert (recipe.variant, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (control.variant, control.loss, control.fit, control.augment, control.data)
+
+
+def test_the_second_seed_changes_only_the_seed():
+    """training/configs/levers/seed2/: the control and the colour lever again, only fit.seed changed."""
+    folder = CONFIGS / "levers" / "seed2"
+    assert sorted(p.stem for p in folder.glob("*.yaml")) == ["colour2_artefacts", "colour2_dice", "control2_artefacts", "control2_dice"]
+    for arm, first in (("control2", "context/control"), ("colour2", "colour/colour")):
+        for stage in ("artefacts", "dice"):
+            again, once = load_recipe(folder / f"{arm}_{stage}.yaml"), load_recipe(CONFIGS / "levers" / f"{first}_{stage}.yaml")
+            assert again.fit == replace(once.fit, seed=once.fit.seed + 10)
+            assert again.parent == ("dice" if stage == "artefacts" else f"{arm}_artefacts")
+            assert (again.variant, again.model, again.loss, again.augment, again.data) == (once.variant, once.model, once.loss, once.augment, once.data)
