@@ -8,17 +8,16 @@
    test-time augmentation mode and with guided refinement on and off.
 2. The model's forward pass against the machine's convolution throughput measured in
    the same run: one large 3x3 convolution (the ceiling, GFLOP/s), and the model's
-   convolution GFLOP per image over its forward time at batch 1 and batch 16.
+   convolution GFLOP per image over its forward time at batch 1, 4 (one photograph with
+   the card's four flips, the shipped prediction's model call) and 16.
 Medians of ``--repeats`` runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
+from benchmarks.timing import median_time  # noqa: E402
 
 
 def conv_ceiling(tf, repeats: int) -> float:
@@ -41,8 +33,7 @@ def conv_ceiling(tf, repeats: int) -> float:
     x = tf.random.normal((16, 128, 128, 64))
     k = tf.random.normal((3, 3, 64, 64))
     conv = tf.function(lambda: tf.nn.conv2d(x, k, 1, "SAME"))
-    conv().numpy()
-    seconds = median_time(lambda: conv().numpy(), repeats)
+    seconds = median_time(lambda: conv().numpy(), repeats)  # warmed first
     return 2 * 16 * 128 * 128 * 9 * 64 * 64 / seconds / 1e9
 
 
@@ -96,9 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     gflop = conv_gflops(model)
     ceiling = conv_ceiling(tf, args.repeats)
     print(f"\nconvolution ceiling (one 3x3 64->64 convolution, 16x128x128): {ceiling:.1f} GFLOP/s")
-    for batch in (1, 16):
+    for batch in (1, 4, 16):
         xb = np.random.default_rng(0).random((batch, 128, 128, 3), dtype=np.float32)
-        model.predict_on_batch(xb)
         seconds = median_time(lambda: model.predict_on_batch(xb), args.repeats)
         rate = gflop * batch / seconds
         print(f"model forward, batch {batch}: {seconds * 1000:.1f} ms, {gflop:.2f} GFLOP/image, {rate:.1f} GFLOP/s = {100 * rate / ceiling:.0f}% of the ceiling")

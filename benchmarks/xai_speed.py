@@ -35,19 +35,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.timing import median_time  # noqa: E402
 from glassbox_xai.tf_import import import_tensorflow  # noqa: E402
 
 DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "shared" / "data" / "native_samples" / "ISIC_0013082.jpg"
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def interleaved(first, second, repeats: int) -> tuple[float, float]:
