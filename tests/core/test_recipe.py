@@ -251,11 +251,12 @@ def test_the_capacity_lever_is_the_shipped_chain_with_only_more_filters(recipes)
         assert (recipe.parent, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (shipped.parent, shipped.loss, shipped.fit, shipped.augment, shipped.data)
 
 
-def _beside_the_control(folder: str, arm: str) -> list[tuple[Recipe, Recipe]]:
+def _beside_the_control(folder: str, arm: str, variants: tuple[str, ...] = ()) -> list[tuple[Recipe, Recipe]]:
     """(lever stage, control stage) for the artefacts and dice stages of ``levers/<folder>/<arm>_*.yaml``,
-    after checking that they are exactly those two, from the shipped dice model and then from each other."""
+    after checking that they are exactly those two (and ``<arm>_<variant>`` for ``variants``), from the
+    shipped dice model and then from each other."""
     chain = {p.stem: load_recipe(p) for p in sorted((CONFIGS / "levers" / folder).glob("*.yaml"))}
-    assert sorted(chain) == [f"{arm}_artefacts", f"{arm}_dice"]
+    assert sorted(chain) == sorted([f"{arm}_artefacts", f"{arm}_dice", *(f"{arm}_{v}" for v in variants)])
     assert chain[f"{arm}_artefacts"].parent == "dice" and chain[f"{arm}_dice"].parent == f"{arm}_artefacts"
     return [(chain[f"{arm}_{stage}"], load_recipe(CONFIGS / "levers" / "context" / f"control_{stage}.yaml")) for stage in ("artefacts", "dice")]
 
@@ -305,10 +306,14 @@ def test_the_colour_lever_is_the_control_with_only_the_colour_layer():
     constancy as the network's first layer (model.colour), which grows from the shipped model."""
     from training.grow import can_grow_blocks
 
-    for recipe, control in _beside_the_control("colour", "colour"):
+    for recipe, control in _beside_the_control("colour", "colour", variants=("balanced", "recall")):
         assert recipe.model == replace(control.model, colour="shades_of_gray")
         assert can_grow_blocks(control.model, recipe.model)
         assert (recipe.variant, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (control.variant, control.loss, control.fit, control.augment, control.data)
+    for variant in ("balanced", "recall"):  # the shipped variants' recipes, from the colour family's artefacts stage
+        recipe, shipped = load_recipe(CONFIGS / "levers" / "colour" / f"colour_{variant}.yaml"), load_recipe(CONFIGS / f"{variant}.yaml")
+        assert recipe.parent == "colour_artefacts" and recipe.model == replace(shipped.model, colour="shades_of_gray")
+        assert (recipe.variant, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (shipped.variant, shipped.loss, shipped.fit, shipped.augment, shipped.data)
 
 
 def test_the_second_seed_changes_only_the_seed():
