@@ -316,13 +316,17 @@ def test_the_colour_lever_is_the_control_with_only_the_colour_layer():
         assert (recipe.variant, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (shipped.variant, shipped.loss, shipped.fit, shipped.augment, shipped.data)
 
 
-def test_the_second_seed_changes_only_the_seed():
-    """training/configs/levers/seed2/: the control and the colour lever again, only fit.seed changed."""
-    folder = CONFIGS / "levers" / "seed2"
-    assert sorted(p.stem for p in folder.glob("*.yaml")) == ["colour2_artefacts", "colour2_dice", "control2_artefacts", "control2_dice"]
-    for arm, first in (("control2", "context/control"), ("colour2", "colour/colour")):
+def test_the_other_seeds_change_only_the_seed():
+    """training/configs/levers/seeds/: the control and the colour lever again, only fit.seed changed
+    (by 10 for the second seed, 20 for the third)."""
+    folder = CONFIGS / "levers" / "seeds"
+    arms = [f"{arm}{n}" for arm in ("colour", "control") for n in (2, 3)]
+    assert sorted(p.stem for p in folder.glob("*.yaml")) == sorted(f"{arm}_{stage}" for arm in arms for stage in ("artefacts", "dice"))
+    for arm in arms:
+        first = "colour/colour" if arm.startswith("colour") else "context/control"
+        step = 10 * (int(arm[-1]) - 1)
         for stage in ("artefacts", "dice"):
             again, once = load_recipe(folder / f"{arm}_{stage}.yaml"), load_recipe(CONFIGS / "levers" / f"{first}_{stage}.yaml")
-            assert again.fit == replace(once.fit, seed=once.fit.seed + 10)
+            assert again.fit == replace(once.fit, seed=once.fit.seed + step)
             assert again.parent == ("dice" if stage == "artefacts" else f"{arm}_artefacts")
             assert (again.variant, again.model, again.loss, again.augment, again.data) == (once.variant, once.model, once.loss, once.augment, once.data)
