@@ -2,7 +2,7 @@
 
 Two ways of growing the Attention U-Net are used by the issue-11 levers:
 
-- :func:`grow_context` adds the global-context block (zero-initialised) and/or the colour-
+- :func:`grow_blocks` adds the global-context block (zero-initialised) and/or the colour-
   constancy input layer (no weights) to a parent without them (:func:`can_grow_blocks`); the
   context block leaves the parent's function unchanged, the colour layer changes its input;
 - :func:`grow_width` widens every stage (``base_filters`` 16 -> 24, say). Each layer's old
@@ -35,7 +35,7 @@ def can_grow_blocks(parent: ModelConfig, child: ModelConfig) -> bool:
     )
 
 
-def grow_context(parent: keras.Model, config: ModelConfig) -> keras.Model:
+def grow_blocks(parent: keras.Model, config: ModelConfig) -> keras.Model:
     """A model of ``config`` (the parent's with a context block or colour layer) holding every
     parent layer's weights by name; the context block is zero-initialised, so without the
     colour layer the grown model computes the parent's function."""

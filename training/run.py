@@ -20,7 +20,7 @@ from glassbox_xai.model.attention_unet import build_attention_unet
 from glassbox_xai.model.bundle import load_bundle, save_bundle
 from glassbox_xai.model.card import ModelCard, manifest_sha256
 
-from .grow import can_grow_blocks, can_grow_width, grow_context, grow_width
+from .grow import can_grow_blocks, can_grow_width, grow_blocks, grow_width
 
 log = logging.getLogger("training")
 
@@ -79,7 +79,7 @@ def train_recipe(recipe: Recipe, runs: Path, limit: int | None = None, strategy=
             if parent.config == recipe.model:
                 model = parent.model
             elif can_grow_blocks(parent.config, recipe.model):
-                model = grow_context(parent.model, recipe.model)  # blocks added to the parent: context starts at zero
+                model = grow_blocks(parent.model, recipe.model)  # blocks added to the parent: context starts at zero
             elif can_grow_width(parent.config, recipe.model):
                 model = grow_width(parent.model, recipe.model, parent.config)  # wider stages computing the parent's logits
             else:

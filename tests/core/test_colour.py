@@ -15,7 +15,7 @@ from glassbox_xai.model.bundle import load_bundle, save_bundle
 from glassbox_xai.model.card import ModelCard
 from glassbox_xai.model.colour import ShadesOfGray
 from glassbox_xai.model.config import ConfigError, ModelConfig
-from training.grow import can_grow_blocks, grow_context
+from training.grow import can_grow_blocks, grow_blocks
 
 TINY = dict(input_size=32, base_filters=4, depth=2)
 
@@ -94,7 +94,7 @@ def test_grown_from_a_plain_parent_keeps_every_weight():
     assert not can_grow_blocks(plain_config, plain_config)
     assert not can_grow_blocks(child, plain_config)  # taking the layer away is not growing
     assert not can_grow_blocks(plain_config, ModelConfig(**{**TINY, "base_filters": 8}, colour="shades_of_gray"))
-    grown = grow_context(plain, child)
+    grown = grow_blocks(plain, child)
     for layer in plain.layers:
         for old, new in zip(layer.get_weights(), grown.get_layer(layer.name).get_weights()):
             np.testing.assert_array_equal(old, new)

@@ -61,13 +61,13 @@ def test_context_is_written_only_when_used(tmp_path):
 
 def test_context_block_starts_as_the_model_without_it():
     """Warm-starting a model with the global-context block from one without it (training.run's
-    grow_context) computes the same logits until the block learns."""
-    from training.grow import grow_context
+    grow_blocks) computes the same logits until the block learns."""
+    from training.grow import grow_blocks
 
     plain = build_attention_unet(ModelConfig(input_size=32, base_filters=4, depth=2))
     for layer in plain.layers:  # not the initial weights: make the copy matter
         layer.set_weights([np.random.default_rng(2).normal(0, 0.3, w.shape).astype(w.dtype) for w in layer.get_weights()])
-    grown = grow_context(plain, ModelConfig(input_size=32, base_filters=4, depth=2, context="pool"))
+    grown = grow_blocks(plain, ModelConfig(input_size=32, base_filters=4, depth=2, context="pool"))
     added = [layer.name for layer in grown.layers if "_context_" in layer.name]
     assert added == [f"encoder2_context_{part}" for part in ("pool", "reduce", "expand", "tile", "add")]
     assert all(layer_stage(name) == "encoder" for name in added)
