@@ -22,12 +22,12 @@ import numpy as np
 from keras import layers
 
 from glassbox_xai.model.attention_unet import build_attention_unet
-from glassbox_xai.model.config import ModelConfig
+from glassbox_xai.model.config import OPTIONAL_BLOCKS, ModelConfig
 
 
 def can_grow_blocks(parent: ModelConfig, child: ModelConfig) -> bool:
     """Whether ``child`` is ``parent`` with the context block and/or the colour layer switched on."""
-    added = {key: getattr(child, key) for key in ("context", "colour")}
+    added = {key: getattr(child, key) for key in OPTIONAL_BLOCKS}
     return (
         child != parent
         and replace(parent, **added) == child

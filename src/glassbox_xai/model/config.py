@@ -15,6 +15,7 @@ from typing import Any
 NORMALIZATIONS = ("batch", "group", "none")
 CONTEXTS = ("none", "pool")
 COLOURS = ("none", "shades_of_gray")
+OPTIONAL_BLOCKS = ("context", "colour")  # "none" when absent; written to config.json only when used
 
 
 class ConfigError(ValueError):
@@ -81,7 +82,7 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         """The config as a JSON-ready dict (``context`` and ``colour`` only when not ``"none"``)."""
         data = asdict(self)
-        for key in ("context", "colour"):
+        for key in OPTIONAL_BLOCKS:
             if data[key] == "none":
                 del data[key]
         return data
