@@ -146,7 +146,7 @@ class WorkerState:
         if key not in self.segmenters:
             self.segmenters[key] = Segmenter.from_bundle(key)
         segmenter = self.segmenters[key]
-        base = Segmenter(segmenter.bundle, threshold=threshold, tta=segmenter.tta, postprocess=segmenter.postprocess, refine=segmenter.refine)
+        base = segmenter.at_threshold(threshold)  # shares the model and its folded forward pass
         self.device = base.device
         return base
 
