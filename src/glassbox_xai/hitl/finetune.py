@@ -37,6 +37,12 @@ from .store import RetrainingSet, StoreError
 # command line can read the defaults below without starting TensorFlow.
 
 AUGMENT = {"horizontal_flip": {"p": 0.5}, "vertical_flip": {"p": 0.5}, "rotation": {"p": 0.5}, "brightness": {"p": 0.3}, "contrast": {"p": 0.3}}
+# the shipped dice recipe's augmentations (training/configs/dice.yaml), for measuring whether the light set above makes the fit drift
+TRAINING_AUGMENT = {"horizontal_flip": {"p": 0.5}, "vertical_flip": {"p": 0.5}, "rotation": {"p": 0.6, "min": -180, "max": 180},
+                    "zoom": {"p": 0.4, "min": 0.85, "max": 1.2}, "brightness": {"p": 0.4, "min": -0.15, "max": 0.15},
+                    "contrast": {"p": 0.4, "min": -0.15, "max": 0.15}, "saturation": {"p": 0.3, "min": -20, "max": 20},
+                    "hue": {"p": 0.3, "min": -6, "max": 6}, "gamma": {"p": 0.3, "min": 80, "max": 120}}
+AUGMENTS = {"light": AUGMENT, "training": TRAINING_AUGMENT}
 THRESHOLDS = tuple(np.round(np.arange(0.10, 0.91, 0.05), 2))
 Arrays = tuple[np.ndarray, np.ndarray]
 
@@ -72,6 +78,8 @@ class FinetuneSettings:
             much the parent's masks of the original photographs depend on it. 0 (default) is off;
             it needs original pairs. Measured on PH2 (2 splits, README): at every amount of
             forgetting it gained less than ``weight_average`` 0.5, so it is off and not offered by the CLI.
+        augment: ``"light"`` (flips, rotation, brightness, contrast) or ``"training"`` (the shipped dice
+            recipe's set: also zoom, saturation, hue and gamma).
     """
 
     epochs: int = 3
@@ -88,6 +96,7 @@ class FinetuneSettings:
     weight_average: float = 1.0
     original_targets: str = "truth"
     consolidation: float = 0.0
+    augment: str = "light"
 
     def __post_init__(self) -> None:
         if self.train_layers not in ("all", "decoder"):
@@ -98,6 +107,8 @@ class FinetuneSettings:
             raise ValueError(f"weight_average is the fitted weights' share, in [0, 1]; got {self.weight_average}")
         if self.original_targets not in ("truth", "parent"):
             raise ValueError(f"original_targets must be 'truth' or 'parent', got {self.original_targets!r}")
+        if self.augment not in AUGMENTS:
+            raise ValueError(f"augment must be one of {sorted(AUGMENTS)}, got {self.augment!r}")
         if self.consolidation < 0:
             raise ValueError(f"consolidation is a strength, 0 or more; got {self.consolidation}")
 
@@ -287,7 +298,7 @@ def adapt(model, corrections: Arrays, original: Arrays | None, settings: Finetun
         config = FitConfig(epochs=settings.epochs, batch_size=min(settings.batch_size, len(train[0])), learning_rate=settings.learning_rate,
                            warmup_epochs=0, patience=settings.epochs, seed=settings.seed)
         with _consolidation(model, original, settings, tta, parent_threshold) as pulled:
-            summary.update(fit(model, make_loss(settings.loss), train, val, config, AUGMENT, Path(run_dir), report=report, verbose=verbose,
+            summary.update(fit(model, make_loss(settings.loss), train, val, config, AUGMENTS[settings.augment], Path(run_dir), report=report, verbose=verbose,
                                report_batches=True))
         if pulled:
             summary["consolidated_variables"] = pulled
