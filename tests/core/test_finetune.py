@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -315,3 +316,27 @@ def test_finetune_refuses_the_parents_targets_without_original_images(tiny_bundl
     assert main(["finetune", "--set", str(pairs), "--model", str(tiny_bundle), "--original-targets", "parent"]) == 2
     assert "--original-targets parent needs --mix-original DIR" in capsys.readouterr().err
     assert not (pairs / "models").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("augment", ["light", "training"])
+def test_the_fit_gets_the_augmentations_asked_for(tiny_bundle, tmp_path, rng, monkeypatch, augment):
+    """augment="training" hands the fit the shipped dice recipe's augmentations, "light" the few
+    the loop has always used (measured on PH2: the recipe's set does not lower the forgetting)."""
+    import yaml
+
+    import glassbox_xai.learn.fit as fit_module
+    from glassbox_xai.hitl.finetune import AUGMENT, FinetuneSettings, adapt
+
+    seen = {}
+    monkeypatch.setattr(fit_module, "fit", lambda model, loss, train, val, config, aug, run_dir, **kw: seen.update(augment=aug) or {})
+    corrections = ((rng.random((4, 32, 32, 3)) * 255).astype(np.uint8), (rng.random((4, 32, 32)) > 0.5).astype(np.uint8))
+    adapt(load_bundle(tiny_bundle).model, corrections, None, FinetuneSettings(epochs=1, augment=augment), tmp_path / "run")
+    recipe = yaml.safe_load((Path(__file__).resolve().parents[2] / "training/configs/dice.yaml").read_text())["augment"]
+    assert seen["augment"] == (recipe if augment == "training" else AUGMENT)
+
+
+def test_an_unknown_augmentation_set_is_refused():
+    from glassbox_xai.hitl.finetune import FinetuneSettings
+
+    with pytest.raises(ValueError, match="augment must be one of \\['light', 'training'\\], got 'heavy'"):
+        FinetuneSettings(augment="heavy")
