@@ -98,3 +98,25 @@ def test_a_segmenter_at_another_threshold_shares_the_folded_model():
     assert segmenter.at_threshold(None).threshold == bundle.card.threshold
     with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\)"):
         segmenter.at_threshold(1.5)
+
+
+@pytest.mark.parametrize("center,scale", [(True, True), (False, True), (True, False), (False, False)])
+def test_a_normalisation_without_a_learnt_shift_or_scale_folds_too(center, scale):
+    from glassbox_xai.model.fold import _folded
+
+    rng = np.random.default_rng(2)
+    x = rng.random((2, 8, 8, 3), dtype=np.float32)
+    conv = keras.layers.Conv2D(5, 3, padding="same", use_bias=False)
+    norm = keras.layers.BatchNormalization(center=center, scale=scale)
+    norm(conv(x), training=False)  # builds both layers
+    norm.moving_mean.assign(rng.normal(0, 0.3, 5))
+    norm.moving_variance.assign(rng.uniform(0.2, 3.0, 5))
+    if scale:
+        norm.gamma.assign(rng.uniform(0.5, 2.0, 5))
+    if center:
+        norm.beta.assign(rng.normal(0, 0.5, 5))
+    expected = np.asarray(norm(conv(x), training=False))
+    folded = keras.layers.Conv2D(5, 3, padding="same")
+    folded.build(x.shape)
+    folded.set_weights(_folded(conv.get_weights(), norm))
+    np.testing.assert_allclose(np.asarray(folded(x)), expected, rtol=1e-4, atol=1e-5)

@@ -64,7 +64,10 @@ def fold_batchnorm(model: keras.Model, config: ModelConfig) -> keras.Model:
 
 def _folded(conv_weights: list[np.ndarray], norm: keras.layers.BatchNormalization) -> list[np.ndarray]:
     """Kernel and bias of a convolution (with or without its own bias) followed by ``norm``."""
-    gamma, beta, mean, variance = (np.asarray(w, dtype=np.float64) for w in norm.get_weights())
+    mean = np.asarray(norm.moving_mean, dtype=np.float64)
+    variance = np.asarray(norm.moving_variance, dtype=np.float64)
+    gamma = np.asarray(norm.gamma, dtype=np.float64) if norm.scale else np.ones_like(mean)  # a layer may learn no scale or shift
+    beta = np.asarray(norm.beta, dtype=np.float64) if norm.center else np.zeros_like(mean)
     scale = gamma / np.sqrt(variance + norm.epsilon)
     kernel = np.asarray(conv_weights[0], dtype=np.float64) * scale  # output channels are the kernel's last axis
     bias = np.asarray(conv_weights[1], dtype=np.float64) if len(conv_weights) > 1 else np.zeros_like(scale)
