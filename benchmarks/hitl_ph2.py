@@ -394,6 +394,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, default=d.learning_rate)
     parser.add_argument("--augment", choices=("light", "training"), default=d.augment,
                         help="the fit's augmentations: light, or the shipped dice recipe's (default %(default)s)")
+    parser.add_argument("--optimizer", choices=("adam", "sgd"), default=d.optimizer, help="the fit's optimizer (default %(default)s)")
     parser.add_argument("--loss", default=d.loss, help="fine-tuning loss, a name make_loss knows (default %(default)s)")
     parser.add_argument("--mix-ratio", type=float, default=d.mix_ratio, help="ISIC dev_train pairs mixed in per correction")
     parser.add_argument("--train-layers", choices=("all", "decoder"), default=d.train_layers)
@@ -434,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"merged {len(args.merge)} run(s) into {', '.join(str(p) for p in paths.values())}")
         return 0
     bundle = args.bundle or resolve_bundle("dice")
-    settings = FinetuneSettings(epochs=args.epochs, learning_rate=args.learning_rate, loss=args.loss, augment=args.augment, mix_ratio=args.mix_ratio, train_layers=args.train_layers,
+    settings = FinetuneSettings(epochs=args.epochs, learning_rate=args.learning_rate, loss=args.loss, augment=args.augment, optimizer=args.optimizer, mix_ratio=args.mix_ratio, train_layers=args.train_layers,
                                 adapt_batchnorm=args.adapt_batchnorm, freeze_batchnorm=args.freeze_batchnorm, choose_threshold=args.choose_threshold,
                                 weight_average=args.weight_average, original_targets=args.original_targets,
                                 consolidation=args.consolidation)

@@ -340,3 +340,17 @@ def test_an_unknown_augmentation_set_is_refused():
 
     with pytest.raises(ValueError, match="augment must be one of \\['light', 'training'\\], got 'heavy'"):
         FinetuneSettings(augment="heavy")
+
+
+def test_the_fit_uses_the_optimizer_asked_for(tiny_bundle, tmp_path, rng, monkeypatch):
+    import glassbox_xai.learn.fit as fit_module
+    from glassbox_xai.hitl.finetune import FinetuneSettings, adapt
+
+    seen = {}
+    monkeypatch.setattr(fit_module, "fit", lambda model, loss, train, val, config, aug, run_dir, **kw: seen.update(config=config) or {})
+    corrections = ((rng.random((4, 32, 32, 3)) * 255).astype(np.uint8), (rng.random((4, 32, 32)) > 0.5).astype(np.uint8))
+    adapt(load_bundle(tiny_bundle).model, corrections, None, FinetuneSettings(epochs=1, optimizer="sgd", learning_rate=0.01), tmp_path / "run")
+    assert seen["config"].optimizer == "sgd" and seen["config"].learning_rate == 0.01
+    assert FinetuneSettings().optimizer == "adam"
+    with pytest.raises(ValueError, match="optimizer must be 'adam' or 'sgd', got 'lion'"):
+        FinetuneSettings(optimizer="lion")

@@ -63,10 +63,21 @@ def test_train_dataset_batches_are_reproducible(pairs):
     np.testing.assert_array_equal(x, np.asarray(again[0]))
 
 
-@pytest.mark.parametrize("kwargs", [{"epochs": 0}, {"batch_size": 0}, {"learning_rate": 0}, {"warmup_epochs": 5, "epochs": 5}, {"patience": 0}])
+@pytest.mark.parametrize("kwargs", [{"epochs": 0}, {"batch_size": 0}, {"learning_rate": 0}, {"warmup_epochs": 5, "epochs": 5}, {"patience": 0},
+                                    {"optimizer": "lion"}])
 def test_fit_config_refuses_bad_values(kwargs):
     with pytest.raises(ValueError, match="fit config: bad value for"):
         FitConfig(**kwargs)
+
+
+@pytest.mark.parametrize("optimizer,weight_decay,kind", [("adam", 0.0, "Adam"), ("adam", 1e-4, "AdamW"), ("sgd", 1e-4, "SGD")])
+def test_the_optimizer_is_the_one_asked_for(optimizer, weight_decay, kind):
+    from glassbox_xai.learn.fit import _optimizer
+
+    made = _optimizer(FitConfig(epochs=2, warmup_epochs=0, learning_rate=0.01, weight_decay=weight_decay, optimizer=optimizer), steps_per_epoch=5)
+    assert type(made).__name__ == kind
+    if optimizer == "sgd":
+        assert made.momentum == 0.9 and made.nesterov and made.weight_decay == pytest.approx(1e-4)
 
 
 def test_mean_dice_by_hand():
@@ -101,3 +112,11 @@ def test_tiny_training_improves_validation_dice_and_resumes(pairs, tmp_path):
     after = mean_dice(np.asarray(resumed.predict(val_x, verbose=0)) > 0, val_y > 0.5)
     assert after == pytest.approx(summary["best_val_dice"], abs=1e-6)  # best weights are loaded back
     assert after > 0.7 and after > before + 0.2, (before, after)
+
+
+def test_finetune_settings_know_the_same_optimizers():
+    from glassbox_xai.hitl.finetune import FinetuneSettings
+    from glassbox_xai.learn.fit import OPTIMIZERS
+
+    for name in OPTIMIZERS:
+        assert FinetuneSettings(optimizer=name).optimizer == name

@@ -80,6 +80,8 @@ class FinetuneSettings:
             forgetting it gained less than ``weight_average`` 0.5, so it is off and not offered by the CLI.
         augment: ``"light"`` (flips, rotation, brightness, contrast) or ``"training"`` (the shipped dice
             recipe's set: also zoom, saturation, hue and gamma).
+        optimizer: ``"adam"`` or ``"sgd"`` (:class:`~glassbox_xai.learn.fit.FitConfig`; SGD needs a
+            learning rate on its own scale, not Adam's).
     """
 
     epochs: int = 3
@@ -97,6 +99,7 @@ class FinetuneSettings:
     original_targets: str = "truth"
     consolidation: float = 0.0
     augment: str = "light"
+    optimizer: str = "adam"
 
     def __post_init__(self) -> None:
         if self.train_layers not in ("all", "decoder"):
@@ -107,6 +110,8 @@ class FinetuneSettings:
             raise ValueError(f"weight_average is the fitted weights' share, in [0, 1]; got {self.weight_average}")
         if self.original_targets not in ("truth", "parent"):
             raise ValueError(f"original_targets must be 'truth' or 'parent', got {self.original_targets!r}")
+        if self.optimizer not in ("adam", "sgd"):  # learn.fit.OPTIMIZERS, spelt here so the CLI checks it without importing Keras
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if self.augment not in AUGMENTS:
             raise ValueError(f"augment must be one of {sorted(AUGMENTS)}, got {self.augment!r}")
         if self.consolidation < 0:
@@ -296,7 +301,7 @@ def adapt(model, corrections: Arrays, original: Arrays | None, settings: Finetun
         summary["encoder_layers_frozen"] = freeze_encoder(model)
     if settings.epochs:
         config = FitConfig(epochs=settings.epochs, batch_size=min(settings.batch_size, len(train[0])), learning_rate=settings.learning_rate,
-                           warmup_epochs=0, patience=settings.epochs, seed=settings.seed)
+                           warmup_epochs=0, patience=settings.epochs, seed=settings.seed, optimizer=settings.optimizer)
         with _consolidation(model, original, settings, tta, parent_threshold) as pulled:
             summary.update(fit(model, make_loss(settings.loss), train, val, config, AUGMENTS[settings.augment], Path(run_dir), report=report, verbose=verbose,
                                report_batches=True))

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 BEST_FILE = "best.keras"
 
 
+OPTIMIZERS = ("adam", "sgd")
+
+
 @dataclass(frozen=True)
 class FitConfig:
     """Optimisation settings of one run.
@@ -30,10 +33,13 @@ class FitConfig:
     Attributes:
         epochs: passes over the training set.
         batch_size: images per step.
-        learning_rate: peak learning rate of Adam (after warm-up).
+        learning_rate: peak learning rate (after warm-up).
         warmup_epochs: linear warm-up length.
         min_lr_ratio: final learning rate as a fraction of the peak (cosine decay).
-        weight_decay: AdamW decoupled weight decay (0 for plain Adam).
+        weight_decay: decoupled weight decay (AdamW; 0 for plain Adam).
+        optimizer: ``"adam"`` (Adam, or AdamW with weight decay), or ``"sgd"``: SGD with Nesterov
+            momentum 0.9, whose steps follow each weight's gradient instead of being scaled to
+            about the learning rate for every weight as Adam's are.
         patience: epochs without a better validation Dice before stopping.
         seed: seeds weights, shuffling and augmentation.
     """
@@ -46,9 +52,11 @@ class FitConfig:
     weight_decay: float = 1e-4
     patience: int = 12
     seed: int = 2018
+    optimizer: str = "adam"
 
     def __post_init__(self) -> None:
         checks = {
+            "optimizer": self.optimizer in OPTIMIZERS,
             "epochs": 1 <= self.epochs <= 2000,
             "batch_size": 1 <= self.batch_size <= 512,
             "learning_rate": 0 < self.learning_rate <= 1,
@@ -182,6 +190,8 @@ def _optimizer(config: FitConfig, steps_per_epoch: int) -> keras.optimizers.Opti
         warmup_target=config.learning_rate if warmup else None,
         warmup_steps=warmup,
     )
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay or None)
     if config.weight_decay:
         return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
     return keras.optimizers.Adam(learning_rate=schedule)
