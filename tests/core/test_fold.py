@@ -75,7 +75,8 @@ def test_normalisation_names_map_to_the_convolution_they_follow():
 
 def test_the_shipped_model_segments_real_photographs_as_before():
     """On ISIC dev_val photographs the shipped dice model, folded, gives the unfolded model's
-    logits to float rounding and the same mask at the card's threshold, with its flips."""
+    logits to float rounding and the same mask at the card's threshold; the segmenter, with
+    its flips, runs the folded model and finds the lesions."""
     bundle = load_bundle(resolve_bundle("dice"))
     segmenter = Segmenter(bundle)
     assert segmenter.tta and segmenter.forward is not bundle.model

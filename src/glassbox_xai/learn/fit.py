@@ -36,7 +36,7 @@ class FitConfig:
         learning_rate: peak learning rate (after warm-up).
         warmup_epochs: linear warm-up length.
         min_lr_ratio: final learning rate as a fraction of the peak (cosine decay).
-        weight_decay: decoupled weight decay (AdamW; 0 for plain Adam).
+        weight_decay: decoupled weight decay (AdamW, or SGD's; 0 for plain Adam or SGD without it).
         optimizer: ``"adam"`` (Adam, or AdamW with weight decay), or ``"sgd"``: SGD with Nesterov
             momentum 0.9, whose steps follow each weight's gradient instead of being scaled to
             about the learning rate for every weight as Adam's are.
