@@ -272,7 +272,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {n} | " + " | ".join(f"{cells[a]['dice']:.4f} ({cells[a]['change']:+.4f} ± {cells[a]['ci95']:.4f}, {cells[a]['splits']})"
                                             if a in cells else "–" for a in arms) + " |")
     splits = results["splits"]
-    lines += ["", f"Mean test Dice over the splits of ph2_shifted ({len(splits[0]['test']) if splits else 0} test images each); "
+    folder = Path(results["settings"].get("flags", {}).get("data", str(PH2))).name  # ph2_shifted, unless --data named another folder
+    lines += ["", f"Mean test Dice over the splits of {folder} ({len(splits[0]['test']) if splits else 0} test images each); "
               "in brackets the change versus the same splits' parent, ± the paired 95% t half-width over splits, and the number of splits."]
     isic = [(s["parent_isic"], v["isic_dice"]) for s in splits for r in s["rounds"] for v in r.values() if isinstance(v, dict) and "isic_dice" in v]
     if isic:
@@ -449,12 +450,12 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(2018)
     mix = load_domain(isic_pairs([train_ids[i] for i in rng.choice(len(train_ids), args.isic_mix, replace=False)]), size) if args.isic_mix else None
     check = load_domain(isic_pairs([val_ids[i] for i in rng.choice(len(val_ids), args.isic_check, replace=False)]), size) if args.isic_check else None
-    say(f"loaded {len(samples)} PH2 pairs, {args.isic_mix} ISIC pairs to mix, {args.isic_check} ISIC dev_val pairs to check; settings {settings}")
+    say(f"loaded {len(samples)} pairs from {args.data.name}, {args.isic_mix} ISIC pairs to mix, {args.isic_check} ISIC dev_val pairs to check; settings {settings}")
     with tempfile.TemporaryDirectory(prefix="hitl-ph2-") as work:
         runner = Runner(bundle, ph2, (mix.images, mix.masks) if mix else None, check, Path(work),
                         passes=args.passes if "uncertainty" in args.strategies else 0,
                         scores=json.loads(args.scores.read_text())["uncertainty"] if args.scores else None)
-        say(f"parent on all {len(samples)} PH2 images: Dice {runner.parent_table[:, -1].mean():.4f} at its threshold {runner.card.threshold}")
+        say(f"parent on all {len(samples)} images of {args.data.name}: Dice {runner.parent_table[:, -1].mean():.4f} at its threshold {runner.card.threshold}")
         results = simulate(args, runner, settings, args.out)
     paths = write_outputs(results, args.out, args.name)
     print(markdown(results))
