@@ -25,6 +25,11 @@ over the test set. The table gives the mean over splits of the change versus the
 parent with a paired 95% t interval over splits. The fine-tuned model of the last
 round is also scored on ``--isic-check`` ISIC ``dev_val`` images (forgetting).
 Writes ``hitl_ph2.{json,md,png}`` under ``--out``. Research use only; not a medical device.
+
+``--data`` takes any folder of image/mask pairs in place of ``ph2_shifted``. Given pairs from
+ISIC ``dev_train`` it is the control with no new clinic: the fit has nothing new to learn,
+so the ISIC check measures what fitting itself costs (README, "How much of the forgetting
+is fine-tuning itself").
 """
 
 from __future__ import annotations
