@@ -1,6 +1,6 @@
 """Does the correction loop adapt a model to a new clinic? A simulation on PH2.
 
-    nice -n 15 .venv/bin/python benchmarks/hitl_ph2.py [--splits 5] [--rounds 5] [--round-size 10]
+    nice -n 15 .venv/bin/python benchmarks/hitl_ph2.py [--seeds 1 2 3 4 5] [--rounds 5] [--round-size 10]
 
 ``../shared/data/ph2_shifted`` (100 PH2 photographs with expert masks, another
 hospital and dermoscope than ISIC) is split with each seed into a *pool* of 50 that
