@@ -251,6 +251,17 @@ def test_the_capacity_lever_is_the_shipped_chain_with_only_more_filters(recipes)
         assert (recipe.parent, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (shipped.parent, shipped.loss, shipped.fit, shipped.augment, shipped.data)
 
 
+def test_the_depth_lever_is_the_shipped_chain_with_only_one_more_level(recipes):
+    """training/configs/levers/depth5/ repeats base -> dice1 -> artefacts -> dice step for
+    step; only the model's depth differs (5 instead of 4), so its row measures the extra level."""
+    chain = {p.stem: load_recipe(p) for p in sorted((CONFIGS / "levers" / "depth5").glob("*.yaml"))}
+    assert sorted(chain) == ["artefacts", "base", "dice", "dice1"]
+    for name, recipe in chain.items():
+        shipped = recipes[name]
+        assert recipe.model == replace(shipped.model, depth=5) and shipped.model.depth == 4
+        assert (recipe.parent, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (shipped.parent, shipped.loss, shipped.fit, shipped.augment, shipped.data)
+
+
 def _beside_the_control(folder: str, arm: str, variants: tuple[str, ...] = ()) -> list[tuple[Recipe, Recipe]]:
     """(lever stage, control stage) for the artefacts and dice stages of ``levers/<folder>/<arm>_*.yaml``,
     after checking that they are exactly those two (and ``<arm>_<variant>`` for ``variants``), from the
