@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Generator, Sequence
@@ -570,8 +571,15 @@ def _write_outputs(args: argparse.Namespace, evaluation, summary: dict) -> bool:
     return bool(ok)
 
 
+_WARNING_LOCK = threading.Lock()
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    # Images are read in threads: one locked write per warning keeps two warnings from
+    # running into one line ("...the channelwarning: ...").
+    with _WARNING_LOCK:
+        sys.stderr.write(f"warning: {message}\n")
+        sys.stderr.flush()
 
 
 if __name__ == "__main__":

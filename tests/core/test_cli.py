@@ -330,6 +330,39 @@ def test_bad_files_leave_no_unclosed_file_warning(real_pairs, tmp_path):
     assert summary["n_images"] == 1 and sorted(f["path"] for f in summary["failures"]) == [str(v) for v in victims[:3]]
 
 
+def test_warnings_from_reader_threads_each_keep_their_own_line(tmp_path, monkeypatch):
+    """Images are read in threads, and a grayscale and a 16-bit image warned onto one line
+    ("...the channelwarning: ..."); each warning is one line naming its file, even when
+    writing to stderr lets another thread run between any two writes."""
+    import sys
+    import threading
+    import time
+
+    from glassbox_xai.cli import _show_warning
+
+    class SlowStderr:  # a terminal that lets the other threads in between writes
+        def __init__(self):
+            self.text = ""
+
+        def write(self, chunk):
+            time.sleep(0.001)
+            self.text += chunk
+            return len(chunk)
+
+        def flush(self):
+            pass
+
+    err = SlowStderr()
+    monkeypatch.setattr(sys, "stderr", err)
+    names = [f"image{i:02d}.png" for i in range(16)]
+    threads = [threading.Thread(target=_show_warning, args=(f"{tmp_path / n}: grayscale image converted", UserWarning, "x.py", 1)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(err.text.splitlines()) == sorted(f"warning: {tmp_path / n}: grayscale image converted" for n in names)
+
+
 def test_warnings_about_the_users_images_are_said_and_deprecations_are_not(tiny_bundle, native_images, tmp_path, capsys):
     import warnings
 
