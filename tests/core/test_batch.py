@@ -79,6 +79,19 @@ def test_list_files_take_relative_paths_comments_and_folders(tmp_path):
         collect([tmp_path / "empty.txt"])
 
 
+def test_a_list_file_naming_missing_paths_is_refused_naming_the_list_and_its_lines(tmp_path):
+    """A notes file passed by mistake, or a list with stale entries, is refused before any
+    mask is written, naming the list file and each missing entry's line."""
+    copy_dev_val(tmp_path / "photos", 1, masks=False)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("photos\n# seen\nlesion looks fine\nmissing_a.jpg\nmissing_b.jpg\nmissing_c.jpg\n")
+    with pytest.raises(InputError) as caught:
+        collect([notes])
+    message = str(caught.value)
+    assert message.startswith(f"the list file {notes} names 4 path(s) that do not exist (line 3: {tmp_path / 'lesion looks fine'}")
+    assert "line 4:" in message and "line 5:" in message and "and 1 more" in message and "line 6" not in message
+
+
 def test_two_images_with_one_id_are_refused(tmp_path):
     for name in ("a", "b"):
         (tmp_path / name).mkdir()

@@ -51,11 +51,17 @@ def read_list_file(path: Path) -> list[Path]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read the list file {path}: {exc}") from None
-    entries = [line.strip() for line in lines]
-    paths = [Path(e) if Path(e).is_absolute() else path.parent / e for e in entries if e and not e.startswith("#")]
-    if not paths:
+    listed = [(number, line.strip()) for number, line in enumerate(lines, start=1)]
+    listed = [(number, Path(e) if Path(e).is_absolute() else path.parent / e) for number, e in listed if e and not e.startswith("#")]
+    if not listed:
         raise InputError(f"the list file {path} names no images (one path per line expected)")
-    return paths
+    missing = [(number, p) for number, p in listed if not p.exists()]
+    if missing:
+        shown = "; ".join(f"line {number}: {p}" for number, p in missing[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise InputError(f"the list file {path} names {len(missing)} path(s) that do not exist ({shown}{more}); "
+                         "expected one image file or folder per line, relative paths from the list file's folder")
+    return [p for _, p in listed]
 
 
 def collect(paths: Iterable[str | Path], masks_dir: str | Path | None = None, require_masks: bool = False) -> list[Sample]:
