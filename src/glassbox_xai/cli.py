@@ -541,6 +541,11 @@ def _metric_table(summary: dict, source: str) -> str:
     lines.append(f"pooled pixels: TP {c['tp']:,}  FP {c['fp']:,}  FN {c['fn']:,}  TN {c['tn']:,}")
     if "calibration" in summary:
         lines.append(_calibration_line(summary["calibration"]))
+    if summary.get("empty_truth"):
+        empty = summary["empty_truth"]
+        shown = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
+        lines.append(f"warning: {len(empty)} expert mask(s) outline no lesion ({shown}); each scores Dice 0 unless "
+                     "its prediction is empty too (2TP / (2TP + FP + FN) with no TP). Check that they are the right files.")
     lines.append(DISCLAIMER)
     return "\n".join(lines)
 

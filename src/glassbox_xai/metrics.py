@@ -126,7 +126,15 @@ class Evaluation:
         }
         if self.calibration is not None and self.calibration.n_pixels:
             summary["calibration"] = self.calibration.summary(self.temperature)
+        if self.empty_truth:
+            summary["empty_truth"] = self.empty_truth
         return summary
+
+    @property
+    def empty_truth(self) -> list[str]:
+        """Ids whose expert mask outlines no lesion (often a wrong or blank file: every ISIC
+        mask has one); each scores Dice 0 unless its prediction is empty too."""
+        return [i for i, c in zip(self.ids, self.confusions) if c.tp + c.fn == 0]
 
 
 def _ratio(numerator: int, denominator: int) -> float:

@@ -330,6 +330,18 @@ def test_bad_files_leave_no_unclosed_file_warning(real_pairs, tmp_path):
     assert summary["n_images"] == 1 and sorted(f["path"] for f in summary["failures"]) == [str(v) for v in victims[:3]]
 
 
+def test_evaluate_warns_about_expert_masks_that_outline_no_lesion(real_pairs, tmp_path, capsys):
+    """A blank expert mask (a wrong or unfinished file) is scored, and the table says which."""
+    images, masks = real_pairs
+    blank = sorted(masks.iterdir())[1]
+    Image.fromarray(np.zeros_like(np.asarray(Image.open(blank)))).save(blank)
+    assert main(["evaluate", "--predictions", str(masks), "--masks", str(masks), "--json", str(tmp_path / "m.json")]) == 0
+    printed = capsys.readouterr().out
+    blank_id = blank.name.removesuffix("_segmentation.png")
+    assert f"warning: 1 expert mask(s) outline no lesion ({blank_id})" in printed
+    assert json.loads((tmp_path / "m.json").read_text())["empty_truth"] == [blank_id]
+
+
 def test_warnings_from_reader_threads_each_keep_their_own_line(tmp_path, monkeypatch):
     """Images are read in threads, and a grayscale and a 16-bit image warned onto one line
     ("...the channelwarning: ..."); each warning is one line naming its file, even when

@@ -80,6 +80,13 @@ def test_pooled_metrics_use_summed_counts():
     assert set(METRICS) <= set(summary)
 
 
+def test_empty_expert_masks_are_named_in_the_summary_and_only_then():
+    blank = Evaluation(["a", "blank"], [Confusion(10, 0, 0, 90), Confusion(0, 7, 0, 93)])
+    assert blank.empty_truth == ["blank"] and blank.summary()["empty_truth"] == ["blank"]
+    assert blank.summary()["dice"] == pytest.approx(0.5)  # the blank mask scores 0, as the formula says
+    assert "empty_truth" not in Evaluation(["a"], [Confusion(10, 0, 0, 90)]).summary()
+
+
 def _perturbed(truth: np.ndarray, kind: int, other: np.ndarray) -> np.ndarray:
     """A prediction of varied quality made from a real expert mask."""
     if kind == 0:
