@@ -443,7 +443,7 @@ def _drive(job: Generator, label: str, failures: list, on_item=None):
     def other(item) -> None:
         if isinstance(item, Failure):
             failures.append(item)
-            print(f"\nskipped {item.sample.image}: {item.message}", file=sys.stderr)
+            tqdm.write(f"skipped {item.sample.image}: {item.message}", file=sys.stderr)  # above the bar, no blank line in a log
         elif on_item is not None:
             on_item(item)
         else:
