@@ -16,7 +16,12 @@
   gives sigmoid(z) and our class target scores the same number; all channels on both
   sides, and ours with a channel budget against the peer's full map (agreement:
   Pearson correlation of the layer-resolution maps);
-* with ``--panel``, the whole panel for one photograph at native resolution, and how it splits.
+* with ``--panel``, the whole panel for one photograph at native resolution, and how it splits:
+  the median wall time of ``--repeats`` panels after a warm-up, with the CPU seconds of
+  every thread (what an idle 2-core machine's wall time would be at most); then the same
+  as the napari worker computes it (``op_explain``: on a copy at most 1,024 px a side,
+  shrunk by an integer step). ``--panel-only`` times nothing else, and ``--megapixels M`` first upscales the photograph (bicubic) to
+  about M megapixels (issue 11's target: a 12 MP photograph's panel in under 10 s).
 
 Both sides of each pair run at model resolution (no resizing back) and are timed as
 the median of ``--repeats`` runs after one warm-up (the HiRes-CAM and Score-CAM pairs
@@ -26,6 +31,7 @@ in alternation, so a busy machine slows both sides alike). Prints a Markdown tab
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -63,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scorecam-layer", default="decoder2_conv2")
     parser.add_argument("--budgets", type=int, nargs="+", default=[16, 8], help="Score-CAM channel budgets to time")
     parser.add_argument("--panel", action="store_true", help="also time the whole panel at native resolution")
+    parser.add_argument("--panel-only", action="store_true", help="time only the whole panel")
+    parser.add_argument("--megapixels", type=float, help="upscale the photograph to about this many megapixels first")
     args = parser.parse_args(argv)
     tf = import_tensorflow()
     from tf_keras_vis.gradcam import Gradcam
@@ -90,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     segmenter = Segmenter.from_bundle(bundle)
     model = segmenter.bundle.model
     image = read_image(args.image)
+    if args.megapixels:
+        image = upscaled(image, args.megapixels)
+    if args.panel_only:
+        print_panel(image, "at native resolution", *time_panel(lambda: explain(segmenter, image, ig_steps=args.steps), args.repeats))
+        print_panel(image, *bounded_panel(segmenter, image, args.steps, args.repeats))
+        return 0
     explainer = Explainer(model, segmenter.threshold)
     x = explainer.prepare(image)
     target = explainer.target(image.shape[:2], x, "prediction")
@@ -171,12 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         mine_time, peer_time = interleaved(lambda: ours_score(budget), lambda: peer_score(budget), 3)
         score_rows.append((f"{budget} both", mine_time, peer_time, correlation(ours_score(budget), peer_score(budget))))
 
-    whole, panel = None, None
-    if args.panel:
-        drive(explain(segmenter, image, ig_steps=args.steps))  # warm-up
-        started = time.perf_counter()
-        panel = drive(explain(segmenter, image, ig_steps=args.steps))
-        whole = time.perf_counter() - started
+    timed = time_panel(lambda: explain(segmenter, image, ig_steps=args.steps), args.repeats) if args.panel else None
 
     print(f"device: {compute_device()}; model {bundle} ({model.input_shape[1]} px); image {args.image.name} {image.shape[1]}x{image.shape[0]}; "
           f"{len(names)} convolution layers; median of {args.repeats}\n")
@@ -198,10 +207,56 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nsaliency maps agree with tf-keras-vis to {agreement:.1e} (max difference / max value); "
           f"Grad-CAM++ maps: correlation with tf-keras-vis median {np.median(plus_agreement):.4f}, lowest {min(plus_agreement):.4f} "
           f"({names[int(np.argmin(plus_agreement))]}), above 0.99 in {sum(c > 0.99 for c in plus_agreement)} of {len(names)} layers")
-    if panel is not None:
-        split = ", ".join(f"{k} {v:.2f} s" for k, v in panel.seconds.items())
-        print(f"\nwhole panel for one {image.shape[1]}x{image.shape[0]} photograph: {whole:.2f} s ({split})")
+    if timed is not None:
+        print()
+        print_panel(image, "at native resolution", *timed)
+        print_panel(image, *bounded_panel(segmenter, image, args.steps, args.repeats))
     return 0
+
+
+def upscaled(image: np.ndarray, megapixels: float) -> np.ndarray:
+    """``image`` resized (bicubic, aspect kept) to about ``megapixels`` million pixels."""
+    import cv2
+
+    scale = (megapixels * 1e6 / (image.shape[0] * image.shape[1])) ** 0.5
+    return cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_CUBIC)
+
+
+def bounded_panel(segmenter, image: np.ndarray, steps: int, repeats: int):
+    """The panel as the napari worker computes it (``worker.server.op_explain``): on a copy
+    shrunk by the integer step that brings the longest side to at most ``MAX_MAP_SIDE``."""
+    from glassbox_xai.worker.server import MAX_MAP_SIDE
+    from glassbox_xai.xai import METHODS
+    from glassbox_xai.xai.explain_files import explain_bounded
+
+    step = max(1, int(np.ceil(max(image.shape[:2]) / MAX_MAP_SIDE)))
+
+    def job():
+        _, panel = yield from explain_bounded(segmenter, image, METHODS, ig_steps=steps, step=step)
+        return panel
+
+    return (f"as the napari worker computes it (a copy shrunk by {step})", *time_panel(job, repeats))
+
+
+def time_panel(job, repeats: int):
+    """(median wall seconds, median CPU seconds of every thread, the last panel) of ``repeats``
+    runs of the panel ``job()`` after one warm-up run."""
+    from glassbox_xai.jobs import drive
+
+    drive(job())  # warm-up: graphs traced, explainer cached
+    walls, cpus, panel = [], [], None
+    for _ in range(max(repeats, 1)):
+        wall, cpu = time.perf_counter(), time.process_time()
+        panel = drive(job())
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus), panel
+
+
+def print_panel(image: np.ndarray, how: str, wall: float, cpu: float, panel) -> None:
+    split = ", ".join(f"{k} {v:.2f} s" for k, v in panel.seconds.items())
+    print(f"whole panel for one {image.shape[1]}x{image.shape[0]} photograph ({image.shape[0] * image.shape[1] / 1e6:.1f} MP) {how}: "
+          f"{wall:.2f} s wall, {cpu:.2f} s CPU (every thread), 1-minute load after {os.getloadavg()[0]:.1f} ({split})")
 
 
 if __name__ == "__main__":
