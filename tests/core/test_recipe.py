@@ -312,6 +312,18 @@ def test_the_deep_supervision_lever_is_the_control_with_only_auxiliary_masks():
             control.variant, control.model, control.loss, control.fit, control.augment, control.data)
 
 
+def test_the_paint_lever_is_the_control_with_only_more_painted_artefacts():
+    """training/configs/levers/paint/: the control's artefacts and dice stages; the artefacts
+    stage paints on 90% of the images, 1 to 3 artefacts, instead of half and 1 to 2."""
+    (artefacts, control_artefacts), (dice, control_dice) = _beside_the_control("paint", "paint")
+    assert artefacts.augment == {**control_artefacts.augment, "artefacts": {"p": 0.9, "min": 1, "max": 3}}
+    assert control_artefacts.augment["artefacts"] == {"p": 0.5, "min": 1, "max": 2}
+    assert (artefacts.variant, artefacts.model, artefacts.loss, artefacts.fit, artefacts.data) == (
+        control_artefacts.variant, control_artefacts.model, control_artefacts.loss, control_artefacts.fit, control_artefacts.data)
+    assert (dice.variant, dice.model, dice.loss, dice.fit, dice.augment, dice.data) == (
+        control_dice.variant, control_dice.model, control_dice.loss, control_dice.fit, control_dice.augment, control_dice.data)
+
+
 def test_the_colour_lever_is_the_control_with_only_the_colour_layer():
     """training/configs/levers/colour/: the control's artefacts and dice stages with colour
     constancy as the network's first layer (model.colour), which grows from the shipped model."""
