@@ -12,7 +12,6 @@ import logging
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Callable, Generator, Iterable, Iterator, TypeVar
 
@@ -124,6 +123,7 @@ class Segmenter:
         if not self.temperature > 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         self.device = compute_device()
+        self._shared: dict[str, object] = {}  # built on first use, shared with at_threshold's copies
         log.info("model %s runs on %s", bundle.path, self.device)
 
     @classmethod
@@ -135,9 +135,8 @@ class Segmenter:
 
     def at_threshold(self, threshold: float | None) -> "Segmenter":
         """This segmenter at another threshold (None: the card's), sharing its loaded model and
-        its :attr:`forward` model (built here if it was not yet, so that copies do not each build one)."""
-        self.forward  # noqa: B018  (cached on self before the copy takes it)
-        other = copy.copy(self)
+        its :attr:`forward` model, which whichever of them segments first builds, once for all."""
+        other = copy.copy(self)  # shallow: the bundle and the _shared holder are the same objects
         other.threshold = _threshold(self.bundle, threshold)
         return other
 
@@ -145,14 +144,17 @@ class Segmenter:
     def input_size(self) -> int:
         return self.bundle.config.input_size
 
-    @cached_property
+    @property
     def forward(self):
         """The model that computes the logits: the bundle's with its batch normalisation folded
         into the convolutions (:mod:`glassbox_xai.model.fold`; the same function, a fifth
-        faster on a CPU). Built on first use; explanations use ``bundle.model``."""
-        from .model.fold import fold_batchnorm
+        faster on a CPU). Built on first use (explanations use ``bundle.model``, so a worker
+        that only explains never builds it), and shared with :meth:`at_threshold`'s copies."""
+        if "forward" not in self._shared:
+            from .model.fold import fold_batchnorm
 
-        return fold_batchnorm(self.bundle.model, self.bundle.config)
+            self._shared["forward"] = fold_batchnorm(self.bundle.model, self.bundle.config)
+        return self._shared["forward"]
 
     def predict(self, image: np.ndarray | str | Path) -> Prediction:
         """Segment one photograph given as an (H, W, 3) uint8 array or a path."""

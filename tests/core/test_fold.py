@@ -94,8 +94,10 @@ def test_a_segmenter_at_another_threshold_shares_the_folded_model():
     bundle = load_bundle(resolve_bundle("dice"))
     segmenter = Segmenter(bundle)
     other = segmenter.at_threshold(0.6)
+    assert "forward" not in segmenter._shared  # not built for a request that only explains
     assert other.threshold == 0.6 and segmenter.threshold == bundle.card.threshold
-    assert other.forward is segmenter.forward and other.bundle is segmenter.bundle
+    assert other.forward is segmenter.forward and other.bundle is segmenter.bundle  # built once, by the copy
+    assert segmenter.at_threshold(0.4).forward is other.forward
     assert segmenter.at_threshold(None).threshold == bundle.card.threshold
     with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\)"):
         segmenter.at_threshold(1.5)
