@@ -240,25 +240,16 @@ def test_the_context_lever_and_its_control_repeat_artefacts_and_dice(recipes):
             assert (recipe.variant, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (shipped.variant, shipped.loss, shipped.fit, shipped.augment, shipped.data)
 
 
-def test_the_capacity_lever_is_the_shipped_chain_with_only_more_filters(recipes):
-    """training/configs/levers/capacity24/ repeats base -> dice1 -> artefacts -> dice step for
-    step; only the model's base filters differ (24 instead of 16), so its row measures capacity."""
-    chain = {p.stem: load_recipe(p) for p in sorted((CONFIGS / "levers" / "capacity24").glob("*.yaml"))}
+@pytest.mark.parametrize(("folder", "change"), [("capacity24", {"base_filters": 24}), ("depth5", {"depth": 5})])
+def test_a_from_scratch_lever_is_the_shipped_chain_with_one_model_change(recipes, folder, change):
+    """training/configs/levers/capacity24/ and depth5/ repeat base -> dice1 -> artefacts -> dice
+    step for step; only one model field differs (24 base filters, or depth 5), so each row
+    measures that change alone."""
+    chain = {p.stem: load_recipe(p) for p in sorted((CONFIGS / "levers" / folder).glob("*.yaml"))}
     assert sorted(chain) == ["artefacts", "base", "dice", "dice1"]
     for name, recipe in chain.items():
         shipped = recipes[name]
-        assert recipe.model == replace(shipped.model, base_filters=24) and shipped.model.base_filters == 16
-        assert (recipe.parent, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (shipped.parent, shipped.loss, shipped.fit, shipped.augment, shipped.data)
-
-
-def test_the_depth_lever_is_the_shipped_chain_with_only_one_more_level(recipes):
-    """training/configs/levers/depth5/ repeats base -> dice1 -> artefacts -> dice step for
-    step; only the model's depth differs (5 instead of 4), so its row measures the extra level."""
-    chain = {p.stem: load_recipe(p) for p in sorted((CONFIGS / "levers" / "depth5").glob("*.yaml"))}
-    assert sorted(chain) == ["artefacts", "base", "dice", "dice1"]
-    for name, recipe in chain.items():
-        shipped = recipes[name]
-        assert recipe.model == replace(shipped.model, depth=5) and shipped.model.depth == 4
+        assert recipe.model == replace(shipped.model, **change) and recipe.model != shipped.model
         assert (recipe.parent, recipe.loss, recipe.fit, recipe.augment, recipe.data) == (shipped.parent, shipped.loss, shipped.fit, shipped.augment, shipped.data)
 
 
