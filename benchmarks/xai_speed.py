@@ -1,6 +1,6 @@
 """Speed of our attribution methods against peers, on the same model, input and target.
 
-    .venv/bin/python benchmarks/xai_speed.py [--model BUNDLE] [--image PHOTO] [--repeats 5]
+    .venv/bin/python benchmarks/xai_speed.py [--model BUNDLE] [--image PHOTO] [--repeats 5] [--panel | --panel-only] [--megapixels 12]
 
 * saliency: ours vs tf-keras-vis ``Saliency`` (PyPI tf-keras-vis), same score;
 * Grad-CAM of every convolution: ours (one forward and one backward pass) vs
@@ -20,8 +20,9 @@
   the median wall time of ``--repeats`` panels after a warm-up, with the CPU seconds of
   every thread (what an idle 2-core machine's wall time would be at most); then the same
   as the napari worker computes it (``op_explain``: on a copy at most 1,024 px a side,
-  shrunk by an integer step). ``--panel-only`` times nothing else, and ``--megapixels M`` first upscales the photograph (bicubic) to
-  about M megapixels (issue 11's target: a 12 MP photograph's panel in under 10 s).
+  shrunk by an integer step). ``--panel-only`` times nothing else, and ``--megapixels M``
+  first upscales the photograph (bicubic) to about M megapixels (issue 11's target: a
+  12 MP photograph's panel in under 10 s).
 
 Both sides of each pair run at model resolution (no resizing back) and are timed as
 the median of ``--repeats`` runs after one warm-up (the HiRes-CAM and Score-CAM pairs

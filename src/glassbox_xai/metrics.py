@@ -132,8 +132,8 @@ class Evaluation:
 
     @property
     def empty_truth(self) -> list[str]:
-        """Ids whose expert mask outlines no lesion (often a wrong or blank file: every ISIC
-        mask has one); each scores Dice 0 unless its prediction is empty too."""
+        """Ids whose expert mask outlines no lesion (every ISIC mask outlines one, so an empty
+        mask is often a wrong or blank file); each scores Dice 0 unless its prediction is empty too."""
         return [i for i, c in zip(self.ids, self.confusions) if c.tp + c.fn == 0]
 
 
