@@ -380,7 +380,7 @@ def isic_pairs(ids: list[str]):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from glassbox_xai.hitl.finetune import AUGMENTS, FinetuneSettings
+    from glassbox_xai.hitl.finetune import AUGMENTS, OPTIMIZERS, FinetuneSettings
 
     d = FinetuneSettings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -400,7 +400,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, default=d.learning_rate)
     parser.add_argument("--augment", choices=sorted(AUGMENTS), default=d.augment,
                         help="the fit's augmentations: light, or the shipped dice recipe's (default %(default)s)")
-    parser.add_argument("--optimizer", choices=("adam", "sgd"), default=d.optimizer, help="the fit's optimizer (default %(default)s)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="the fit's optimizer (default %(default)s)")
     parser.add_argument("--loss", default=d.loss, help="fine-tuning loss, a name make_loss knows (default %(default)s)")
     parser.add_argument("--mix-ratio", type=float, default=d.mix_ratio, help="ISIC dev_train pairs mixed in per correction")
     parser.add_argument("--train-layers", choices=("all", "decoder"), default=d.train_layers)

@@ -115,8 +115,10 @@ def test_tiny_training_improves_validation_dice_and_resumes(pairs, tmp_path):
 
 
 def test_finetune_settings_know_the_same_optimizers():
+    from glassbox_xai.hitl.finetune import OPTIMIZERS as FINETUNE_OPTIMIZERS
     from glassbox_xai.hitl.finetune import FinetuneSettings
     from glassbox_xai.learn.fit import OPTIMIZERS
 
+    assert FINETUNE_OPTIMIZERS == OPTIMIZERS  # the Keras-free copy the CLI and benchmarks check against
     for name in OPTIMIZERS:
         assert FinetuneSettings(optimizer=name).optimizer == name

@@ -43,6 +43,7 @@ TRAINING_AUGMENT = {"horizontal_flip": {"p": 0.5}, "vertical_flip": {"p": 0.5}, 
                     "contrast": {"p": 0.4, "min": -0.15, "max": 0.15}, "saturation": {"p": 0.3, "min": -20, "max": 20},
                     "hue": {"p": 0.3, "min": -6, "max": 6}, "gamma": {"p": 0.3, "min": 80, "max": 120}}
 AUGMENTS = {"light": AUGMENT, "training": TRAINING_AUGMENT}
+OPTIMIZERS = ("adam", "sgd")  # learn.fit.OPTIMIZERS, spelt here so the CLI checks it without importing Keras
 THRESHOLDS = tuple(np.round(np.arange(0.10, 0.91, 0.05), 2))
 Arrays = tuple[np.ndarray, np.ndarray]
 
@@ -110,8 +111,8 @@ class FinetuneSettings:
             raise ValueError(f"weight_average is the fitted weights' share, in [0, 1]; got {self.weight_average}")
         if self.original_targets not in ("truth", "parent"):
             raise ValueError(f"original_targets must be 'truth' or 'parent', got {self.original_targets!r}")
-        if self.optimizer not in ("adam", "sgd"):  # learn.fit.OPTIMIZERS, spelt here so the CLI checks it without importing Keras
-            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be {' or '.join(map(repr, OPTIMIZERS))}, got {self.optimizer!r}")
         if self.augment not in AUGMENTS:
             raise ValueError(f"augment must be one of {sorted(AUGMENTS)}, got {self.augment!r}")
         if self.consolidation < 0:
