@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import sys
-import threading
 import warnings
 from pathlib import Path
 from typing import Generator, Sequence
@@ -576,15 +575,12 @@ def _write_outputs(args: argparse.Namespace, evaluation, summary: dict) -> bool:
     return bool(ok)
 
 
-_WARNING_LOCK = threading.Lock()
-
-
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    # Images are read in threads: one locked write per warning keeps two warnings from
-    # running into one line ("...the channelwarning: ...").
-    with _WARNING_LOCK:
-        sys.stderr.write(f"warning: {message}\n")
-        sys.stderr.flush()
+    # Images are read in threads: tqdm.write holds tqdm's lock while it writes, so two warnings
+    # do not run into one line ("...the channelwarning: ..."), and clears a progress bar first.
+    from tqdm import tqdm
+
+    tqdm.write(f"warning: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":
