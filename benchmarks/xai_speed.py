@@ -81,7 +81,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from glassbox_xai.data.io import read_image
     from glassbox_xai.inference import Segmenter, compute_device
-    from glassbox_xai.jobs import drive
     from glassbox_xai.model.attention_unet import layers_by_stage
     from glassbox_xai.model.registry import resolve_bundle
     from glassbox_xai.xai.base import Explainer
@@ -93,7 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     from glassbox_xai.xai.layer_pass import layer_pass
     from glassbox_xai.xai.scorecam import compute_scorecam, correlation
     from glassbox_xai.xai.targets import ClassTarget
-    from glassbox_xai.xai.panel import explain
 
     bundle = args.model or resolve_bundle("dice")
     segmenter = Segmenter.from_bundle(bundle)
@@ -102,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.megapixels:
         image = upscaled(image, args.megapixels)
     if args.panel_only:
-        print_panel(image, "at native resolution", *time_panel(lambda: explain(segmenter, image, ig_steps=args.steps), args.repeats))
-        print_panel(image, *bounded_panel(segmenter, image, args.steps, args.repeats))
+        report_panels(segmenter, image, args.steps, args.repeats)
         return 0
     explainer = Explainer(model, segmenter.threshold)
     x = explainer.prepare(image)
@@ -186,8 +183,6 @@ def main(argv: list[str] | None = None) -> int:
         mine_time, peer_time = interleaved(lambda: ours_score(budget), lambda: peer_score(budget), 3)
         score_rows.append((f"{budget} both", mine_time, peer_time, correlation(ours_score(budget), peer_score(budget))))
 
-    timed = time_panel(lambda: explain(segmenter, image, ig_steps=args.steps), args.repeats) if args.panel else None
-
     print(f"device: {compute_device()}; model {bundle} ({model.input_shape[1]} px); image {args.image.name} {image.shape[1]}x{image.shape[0]}; "
           f"{len(names)} convolution layers; median of {args.repeats}\n")
     print("| method | ours (s) | peer (s) | peer / ours |")
@@ -208,10 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nsaliency maps agree with tf-keras-vis to {agreement:.1e} (max difference / max value); "
           f"Grad-CAM++ maps: correlation with tf-keras-vis median {np.median(plus_agreement):.4f}, lowest {min(plus_agreement):.4f} "
           f"({names[int(np.argmin(plus_agreement))]}), above 0.99 in {sum(c > 0.99 for c in plus_agreement)} of {len(names)} layers")
-    if timed is not None:
+    if args.panel:
         print()
-        print_panel(image, "at native resolution", *timed)
-        print_panel(image, *bounded_panel(segmenter, image, args.steps, args.repeats))
+        report_panels(segmenter, image, args.steps, args.repeats)
     return 0
 
 
@@ -223,20 +217,23 @@ def upscaled(image: np.ndarray, megapixels: float) -> np.ndarray:
     return cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_CUBIC)
 
 
-def bounded_panel(segmenter, image: np.ndarray, steps: int, repeats: int):
-    """The panel as the napari worker computes it (``worker.server.op_explain``): on a copy
-    shrunk by the integer step that brings the longest side to at most ``MAX_MAP_SIDE``."""
+def report_panels(segmenter, image: np.ndarray, steps: int, repeats: int) -> None:
+    """Time and print the whole panel at native resolution, then as the napari worker computes
+    it (``worker.server.op_explain``): on a copy shrunk by the integer step that brings the
+    longest side to at most ``MAX_MAP_SIDE``."""
     from glassbox_xai.worker.server import MAX_MAP_SIDE
     from glassbox_xai.xai import METHODS
     from glassbox_xai.xai.explain_files import explain_bounded
+    from glassbox_xai.xai.panel import explain
 
     step = max(1, int(np.ceil(max(image.shape[:2]) / MAX_MAP_SIDE)))
 
-    def job():
+    def bounded():
         _, panel = yield from explain_bounded(segmenter, image, METHODS, ig_steps=steps, step=step)
         return panel
 
-    return (f"as the napari worker computes it (a copy shrunk by {step})", *time_panel(job, repeats))
+    print_panel(image, "at native resolution", *time_panel(lambda: explain(segmenter, image, ig_steps=steps), repeats))
+    print_panel(image, f"as the napari worker computes it (a copy shrunk by {step})", *time_panel(bounded, repeats))
 
 
 def time_panel(job, repeats: int):
